@@ -27,7 +27,6 @@ import os
 import random
 import resource
 import statistics
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -44,7 +43,7 @@ from builder.seeds.pyright_setup import (
     pyright_settings,
     run_cli,
 )
-from builder.sources import InputSource
+from builder.sources import InputSource, python_corpus
 from builder.stages.base import DROP_DETAIL, DROP_REASON
 from builder.stages.extract import extract_functions
 from builder.stages.typecheck import TypecheckParams, TypecheckStage, code_key
@@ -66,17 +65,13 @@ class RowsInput(InputSource):
 
 
 def corpus_functions(n: int, raw: bool, corpus: str) -> list[dict]:
-    paths = sysconfig.get_paths()
-    roots = [Path(paths["stdlib"])] + ([Path(paths["purelib"])] if corpus == "mixed" else [])
+    source = python_corpus("stdlib" if corpus == "stdlib" else "all")
     functions = []
-    for root in roots:
-        for path in sorted(root.rglob("*.py")):
-            if root == roots[0] and "site-packages" in path.parts:
-                continue  # the standard library's own copy of site-packages, if it holds one
-            try:
-                functions += extract_functions(path.read_text(encoding="utf-8"))
-            except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError):
-                continue
+    for _, path in source.files:
+        try:
+            functions += extract_functions(path.read_text(encoding="utf-8"))
+        except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError):
+            continue
     unique = list({f["content_hash"]: f for f in functions}.values())
     random.Random(0).shuffle(unique)
     rows = []
@@ -88,7 +83,7 @@ def corpus_functions(n: int, raw: bool, corpus: str) -> list[dict]:
         rows.append({"id": function["id"], "code": code})
         if len(rows) == n:
             return rows
-    raise SystemExit(f"only {len(rows)} usable functions in {', '.join(map(str, roots))}, "
+    raise SystemExit(f"only {len(rows)} usable functions in {source.ref['path']}, "
                      f"fewer than --n {n}")
 
 
