@@ -132,6 +132,17 @@ def test_bwrap_failing_to_start_is_one_clear_line(monkeypatch):
     assert "\n" not in str(info.value)
 
 
+def test_a_closed_sandbox_refuses_work_and_a_bad_python_path_is_named(tmp_path):
+    sb = local_sandbox(workers=1)
+    assert sb.run([Program("a", "assert 1")])[0].status == "pass"
+    sb.close()
+    with pytest.raises(SandboxError, match="this sandbox is closed"):
+        sb.run([Program("b", "assert 1")])
+    missing = tmp_path / "no-such-dir"
+    with pytest.raises(SandboxError, match=f"python path {missing} is not a directory"):
+        LocalSandbox(python_paths=[str(missing)])
+
+
 def test_fingerprint_is_stable_and_tracks_limits(sandbox):
     with local_sandbox(SandboxLimits(timeout_s=10), workers=1) as same:
         assert same.settings_fingerprint() == sandbox.settings_fingerprint()

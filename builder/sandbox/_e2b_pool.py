@@ -12,11 +12,10 @@ import random
 import shlex
 import threading
 import time
-from concurrent.futures import Future
-from dataclasses import dataclass
 
 from builder.sandbox import _e2b_batch as batches
-from builder.sandbox.base import ExecResult, Program, SandboxError
+from builder.sandbox._pool import Job
+from builder.sandbox.base import ExecResult, SandboxError
 
 log = logging.getLogger("builder.sandbox.e2b")
 
@@ -24,13 +23,6 @@ MAX_BACKOFF_S = 60.0
 PREFLIGHT = (
     "command -v unshare && command -v setpriv && {python} -c 'import sys; print(sys.version)'"
 )
-
-
-@dataclass
-class Job:
-    program: Program
-    future: Future
-    attempts: int = 0
 
 
 class Fatal(Exception):

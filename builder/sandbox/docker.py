@@ -59,7 +59,6 @@ import weakref
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
 from builder.sandbox._docker_container import (
@@ -71,14 +70,15 @@ from builder.sandbox._docker_container import (
     remove_containers,
 )
 from builder.sandbox._docker_image import RECIPE_VERSION, ensure_image
+from builder.sandbox._pool import Job, PooledSandbox, checked_python_paths
 from builder.sandbox._process import InfraError, host_interpreter, worker_argv
-from builder.sandbox.base import ExecResult, Program, Sandbox, SandboxError, SandboxLimits
+from builder.sandbox.base import ExecResult, SandboxError, SandboxLimits
 from builder.sandbox.local import GRACE_S, HARNESS_VERSION, RESULT_FIELDS
 
 log = logging.getLogger(__name__)
 
 
-class DockerSandbox(Sandbox):
+class DockerSandbox(PooledSandbox):
     """The docker backend (see the module docstring). Checks docker, builds the image if it is
     not there yet and starts every container at once: a setup that cannot work fails here, as a
     one-line SandboxError.
@@ -113,10 +113,7 @@ class DockerSandbox(Sandbox):
             raise SandboxError(DOCKER_MISSING)
         self.server_version = check_daemon(docker_path)
         self.interpreter = host_interpreter()
-        self.python_paths = tuple(os.path.realpath(p) for p in python_paths)
-        for path in self.python_paths:
-            if not os.path.isdir(path):
-                raise SandboxError(f"python path {path} is not a directory")
+        self.python_paths = checked_python_paths(python_paths)
         self.image = ensure_image(docker_path, self.interpreter)
         self.spec = ContainerSpec(
             docker=docker_path,
@@ -129,42 +126,18 @@ class DockerSandbox(Sandbox):
         )
         self.workers = workers or len(os.sched_getaffinity(0))
         self.batch_size, self.infra_retries = batch_size, infra_retries
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._jobs = queue.SimpleQueue()
         self._closing = threading.Event()
         prefix = f"builder-sandbox-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._slots = [
-            _Slot(self.spec, batch_size, infra_retries, self._queue, self._closing, f"{prefix}-{i}")
+            _Slot(self.spec, batch_size, infra_retries, self._jobs, self._closing, f"{prefix}-{i}")
             for i in range(self.workers)
         ]
-        self._closed = False
-        # Also on garbage collection and at interpreter exit, if close() was never called.
         self._finalizer = weakref.finalize(
-            self, _shutdown, self._queue, self._slots, self._closing, docker_path
+            self, _shutdown, self._jobs, self._slots, self._closing, docker_path
         )
-        try:
-            for slot in self._slots:
-                slot.started.result()
-        except BaseException as exc:
-            self.close()
-            if not isinstance(exc, InfraError):
-                raise
-            reason = " ".join(str(exc).split())
-            raise SandboxError(f"the docker sandbox cannot start: {reason}") from None
+        self._wait_until_started(self._slots)
         log.info("docker sandbox: %d containers of image %s", self.workers, self.image)
-
-    def run(self, programs: Sequence[Program]) -> list[ExecResult]:
-        if self._closed:
-            raise SandboxError("this sandbox is closed")
-        futures = []
-        for program in programs:
-            future: Future = Future()
-            self._queue.put(_Job(program, future))
-            futures.append(future)
-        return [future.result() for future in futures]
-
-    def close(self) -> None:
-        self._closed = True
-        self._finalizer()
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -200,13 +173,6 @@ def _shutdown(jobs, slots, closing: threading.Event, docker: str) -> None:
         slot.thread.join()
 
 
-@dataclass
-class _Job:
-    program: Program
-    future: Future
-    attempts: int = 0
-
-
 class _Slot:
     """One host thread owning one container, with up to `batch_size` programs sent to it."""
 
@@ -227,7 +193,7 @@ class _Slot:
             self.started.set_exception(exc)
             return
         self.started.set_result(None)
-        batch: deque[_Job] = deque()  # in order: batch[0] runs (or runs next) in the container
+        batch: deque[Job] = deque()  # in order: batch[0] runs (or runs next) in the container
         try:
             while self._fill(batch):
                 self.busy = True
@@ -242,7 +208,7 @@ class _Slot:
         finally:
             self._stop()
 
-    def _fill(self, batch: deque[_Job]) -> bool:
+    def _fill(self, batch: deque[Job]) -> bool:
         """Top the batch up from the queue (blocking only when it is empty); False: stop."""
         while len(batch) < self.batch_size:
             try:
@@ -255,7 +221,7 @@ class _Slot:
             batch.append(job)
         return True
 
-    def _step(self, batch: deque[_Job]) -> None:
+    def _step(self, batch: deque[Job]) -> None:
         """Send what the container does not have yet, then wait for the result of batch[0]."""
         try:
             if self.container is None:
@@ -282,7 +248,7 @@ class _Slot:
             return
         job.future.set_result(ExecResult(id=job.program.id, **{k: reply[k] for k in RESULT_FIELDS}))
 
-    def _retry(self, batch: deque[_Job], error: str) -> None:
+    def _retry(self, batch: deque[Job], error: str) -> None:
         """batch[0] was running when the container failed: count a try, give up after retries."""
         if self.closing.is_set():  # close() removed the container: no verdict, no new container
             while batch:

@@ -47,14 +47,14 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from builder.sandbox import _e2b_batch as batches
-from builder.sandbox._e2b_pool import Job, Pool, Slot, shutdown
-from builder.sandbox.base import ExecResult, Program, Sandbox, SandboxError, SandboxLimits
+from builder.sandbox._e2b_pool import Pool, Slot, shutdown
+from builder.sandbox._pool import PooledSandbox
+from builder.sandbox.base import SandboxError, SandboxLimits
 from builder.sandbox.local import HARNESS_VERSION
 
 SDK_MISSING = "the e2b sandbox needs the E2B SDK: pip install e2b-code-interpreter"
@@ -92,7 +92,7 @@ def load_sdk() -> E2BApi:
     )
 
 
-class E2BSandbox(Sandbox):
+class E2BSandbox(PooledSandbox):
     """The e2b backend (see the module docstring). Checks the SDK and the key at once; creates
     E2B sandboxes only when programs arrive.
 
@@ -134,23 +134,9 @@ class E2BSandbox(Sandbox):
             infra_retries=infra_retries, rate_limit_retries=rate_limit_retries,
             backoff_s=backoff_s, python=python, harness_dir=harness_dir,
         )  # fmt: skip
+        self._jobs = self._pool.jobs
         self._slots = [Slot(self._pool, i) for i in range(workers)]
-        self._closed = False
         self._finalizer = weakref.finalize(self, shutdown, self._pool, self._slots)
-
-    def run(self, programs: Sequence[Program]) -> list[ExecResult]:
-        if self._closed:
-            raise SandboxError("this sandbox is closed")
-        futures = []
-        for program in programs:
-            future: Future = Future()
-            self._pool.jobs.put(Job(program, future))
-            futures.append(future)
-        return [future.result() for future in futures]
-
-    def close(self) -> None:
-        self._closed = True
-        self._finalizer()
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "harness": HARNESS_VERSION, "template": self.template}

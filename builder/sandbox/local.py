@@ -67,6 +67,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from builder.sandbox._pool import PooledSandbox, checked_python_paths
 from builder.sandbox._process import (
     InfraError,
     WorkerProcess,
@@ -75,7 +76,7 @@ from builder.sandbox._process import (
     host_interpreter,
     worker_argv,
 )
-from builder.sandbox.base import ExecResult, Program, Sandbox, SandboxError, SandboxLimits
+from builder.sandbox.base import ExecResult, Program, SandboxError, SandboxLimits
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ USERNS_HINT = (
 )
 
 
-class LocalSandbox(Sandbox):
+class LocalSandbox(PooledSandbox):
     """The local backend (see the module docstring). Starts its workers at once: a setup that
     cannot work (no bwrap, no user namespaces) fails here, as a one-line SandboxError.
 
@@ -112,10 +113,8 @@ class LocalSandbox(Sandbox):
         super().__init__(limits)
         bwrap = find_bwrap()
         self.interpreter = host_interpreter()
-        self.python_paths = tuple(os.path.realpath(p) for p in python_paths)
+        self.python_paths = checked_python_paths(python_paths)
         for path in self.python_paths:
-            if not os.path.isdir(path):
-                raise SandboxError(f"python path {path} is not a directory")
             if Path(path).is_relative_to("/tmp"):  # the sandbox mounts its own empty /tmp
                 raise SandboxError(
                     f"python path {path} is under /tmp, which the sandbox replaces with its own: "
@@ -123,41 +122,17 @@ class LocalSandbox(Sandbox):
                 )
         self.workers = workers or len(os.sched_getaffinity(0))
         self.infra_retries = infra_retries
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._jobs = queue.SimpleQueue()
         cmd = bwrap_command(bwrap, self.interpreter, self.python_paths, self.limits)
         argv = worker_argv(self.interpreter, self.python_paths, self.limits)
         prefix = f"builder-sandbox-{os.getpid()}-{id(self)}"
         self._slots = [
-            _Slot(cmd, argv, self.limits, infra_retries, self._queue, f"{prefix}-{i}")
+            _Slot(cmd, argv, self.limits, infra_retries, self._jobs, f"{prefix}-{i}")
             for i in range(self.workers)
         ]
-        self._closed = False
-        # Also on garbage collection and at interpreter exit, if close() was never called.
-        self._finalizer = weakref.finalize(self, _shutdown, self._queue, self._slots)
-        try:
-            for slot in self._slots:
-                slot.started.result()
-        except BaseException as exc:
-            self.close()
-            if not isinstance(exc, InfraError):
-                raise
-            reason = " ".join(str(exc).split())  # one line, whatever bwrap printed
-            raise SandboxError(f"the local sandbox cannot start: {reason} {USERNS_HINT}") from None
+        self._finalizer = weakref.finalize(self, _shutdown, self._jobs, self._slots)
+        self._wait_until_started(self._slots, hint=f" {USERNS_HINT}")
         log.info("local sandbox: %d workers, python %s", self.workers, self.interpreter.executable)
-
-    def run(self, programs: Sequence[Program]) -> list[ExecResult]:
-        if self._closed:
-            raise SandboxError("this sandbox is closed")
-        futures = []
-        for program in programs:
-            future: Future = Future()
-            self._queue.put((program, future))
-            futures.append(future)
-        return [future.result() for future in futures]
-
-    def close(self) -> None:
-        self._closed = True
-        self._finalizer()
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -202,12 +177,11 @@ class _Slot:
         self.started.set_result(None)
         try:
             while (job := self.jobs.get()) is not None:
-                program, future = job
                 try:
-                    future.set_result(self._run(program))
+                    job.future.set_result(self._run(job.program))
                 # A bug here must not leave run() waiting forever.
                 except Exception as exc:  # noqa: BLE001
-                    future.set_exception(exc)
+                    job.future.set_exception(exc)
         finally:
             self._stop()
 
