@@ -98,7 +98,9 @@ def children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def baseline(rows: list[dict], files_per_run: int = BASELINE_BATCH) -> tuple[float, dict[str, str | None]]:
+def baseline(
+    rows: list[dict], files_per_run: int = BASELINE_BATCH
+) -> tuple[float, dict[str, str | None]]:
     """Seconds, and each function's error text (None: no error)."""
     settings = pyright_settings(report_missing_imports=False)
     verdicts: dict[str, str | None] = {}
