@@ -26,6 +26,7 @@ from pathlib import Path
 
 from builder.errors import BuilderError
 from builder.evaluation.evalplus_data import read_jsonl_bytes
+from builder.evaluation.grading import check_task_ids, run_graded
 from builder.evaluation.grouped import GroupedScores
 
 TIMEOUT_S = 120.0  # DS-1000's own per-program limit
@@ -140,21 +141,15 @@ def grade_ds1000(
     data: DS1000Data, samples, *, backend: str = "local", workers: int | None = None
 ) -> list[DS1000Verdict]:
     """One verdict per sample (`Sample.solution` is the raw completion; it is postprocessed)."""
-    from builder.sandbox import Program, SandboxLimits, get_sandbox
+    from builder.sandbox import Program, SandboxLimits
 
-    unknown = sorted({s.task_id for s in samples} - data.problems.keys())
-    if unknown:
-        raise BuilderError(f"ds-1000 has no task '{unknown[0]}' ({data.path.name})")
+    check_task_ids(samples, data.problems, "ds-1000", f" ({data.path.name})")
     codes = [postprocess(s.solution) for s in samples]
     programs = [Program(f"ds1000-{i}", harness_program(data.problems[s.task_id], code))
                 for i, (s, code) in enumerate(zip(samples, codes))]  # fmt: skip
     limits = SandboxLimits(timeout_s=TIMEOUT_S, cpu_time_s=int(TIMEOUT_S))
     extra = {"python_paths": library_paths()} if backend in ("local", "docker") else {}
-    with get_sandbox(backend, limits=limits, workers=workers, **extra) as sandbox:
-        results = sandbox.run(programs)
-    bad = [r for r in results if r.status == "infra_error"]
-    if bad:
-        raise BuilderError(f"the {backend} sandbox failed while grading DS-1000: {bad[0].error}")
+    results = run_graded(programs, "DS-1000", backend, limits, workers, **extra)
     return [DS1000Verdict(s.task_id, s.index, code, r.status, r.error)
             for s, code, r in zip(samples, codes, results)]  # fmt: skip
 

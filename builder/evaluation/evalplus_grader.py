@@ -36,6 +36,7 @@ from pathlib import Path
 
 from builder.errors import BuilderError
 from builder.evaluation.evalplus_data import EvalPlusData
+from builder.evaluation.grading import check_task_ids
 from builder.evaluation.groundtruth import GroundTruth, ensure_groundtruth
 from builder.evaluation.verdicts import Check, GradeOptions, Sample, SampleVerdict
 
@@ -64,9 +65,7 @@ def grade(
     options = options or GradeOptions()
     if not samples:
         return []
-    unknown = sorted({s.task_id for s in samples} - data.problems.keys())
-    if unknown:
-        raise BuilderError(f"{data.benchmark} has no task '{unknown[0]}' ({data.path.name})")
+    check_task_ids(samples, data.problems, data.benchmark, f" ({data.path.name})")
     task_ids = list(dict.fromkeys(s.task_id for s in samples))
     truth = ensure_groundtruth(data, task_ids, cache_dir)
     workers = workers or len(os.sched_getaffinity(0))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from builder.errors import BuilderError
 from builder.evaluation.evalplus_data import read_jsonl_bytes
+from builder.evaluation.grading import check_task_ids, run_graded
 from builder.evaluation.grouped import GroupedScores
 
 DRIVER = (Path(__file__).with_name("_lcb_driver.py")).read_text()
@@ -174,11 +175,9 @@ def grade_livecodebench(
 ) -> list[LCBVerdict]:
     import secrets
 
-    from builder.sandbox import Program, SandboxLimits, get_sandbox
+    from builder.sandbox import Program, SandboxLimits
 
-    unknown = sorted({s.task_id for s in samples} - data.problems.keys())
-    if unknown:
-        raise BuilderError(f"livecodebench has no task '{unknown[0]}' in this release and window")
+    check_task_ids(samples, data.problems, "livecodebench", " in this release and window")
     marker = f"@lcb-{secrets.token_hex(8)}"
     jobs = [job(data.problems[s.task_id], s.solution, marker) for s in samples]
     programs = [Program(f"lcb-{i}", f"{DRIVER}\n\nmain({base64.b64encode(json.dumps(j).encode()).decode()!r})\n")
@@ -190,23 +189,11 @@ def grade_livecodebench(
         max_output_bytes=1 << 22,
         keep_output_bytes=1 << 22,
     )
-    with get_sandbox(backend, limits=limits, workers=workers) as sandbox:
-        results = sandbox.run(programs)
-    verdicts = []
-    for sample, result, j in zip(samples, results, jobs):
-        if result.status == "infra_error":
-            raise BuilderError(
-                f"the {backend} sandbox failed while grading LiveCodeBench: {result.error}"
-            )
-        verdicts.append(
-            LCBVerdict(
-                sample.task_id,
-                sample.index,
-                sample.solution,
-                _report(result.stdout, marker, len(j["inputs"])),
-            )
-        )
-    return verdicts
+    results = run_graded(programs, "LiveCodeBench", backend, limits, workers)
+    return [
+        LCBVerdict(s.task_id, s.index, s.solution, _report(r.stdout, marker, len(j["inputs"])))
+        for s, r, j in zip(samples, results, jobs)
+    ]
 
 
 def _report(stdout: str, marker: str, tests: int) -> list:
