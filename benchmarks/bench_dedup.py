@@ -3,7 +3,7 @@
     python benchmarks/bench_dedup.py [--source python:all] [--limit N] [--planted-base 4000]
 
 Two corpora: (1) functions with planted near-duplicates (edited copies of some functions, see
-`builder.minhash.quality`), and (2) every documented function of the running Python's standard
+`builder.stages.dedup.quality`), and (2) every documented function of the running Python's standard
 library and site-packages (exact duplicates removed, as `extract` does). On each, two methods:
 
 - baseline: datasketch as its documentation shows it: one `MinHash` per function updated shingle
@@ -31,10 +31,10 @@ import tracemalloc
 
 from tqdm.auto import tqdm
 
-from builder.minhash.quality import ShingleSets, evaluate, plant_near_duplicates, similar_pairs
-from builder.minhash.sketch import shingles
-from builder.sources import python_corpus
-from builder.stages.dedup import DedupParams, DedupStage
+from builder.pipeline.inputs import python_corpus
+from builder.stages.dedup.quality import ShingleSets, evaluate, plant_near_duplicates, similar_pairs
+from builder.stages.dedup.sketch import shingles
+from builder.stages.dedup.stage import DedupParams, DedupStage
 from builder.stages.extract import extract_functions
 
 THRESHOLD, NUM_PERM, NGRAM = 0.5, 256, 5
@@ -120,7 +120,7 @@ def index_memory(texts: list[str], count: int) -> tuple[float, float]:
     """Bytes per indexed function: datasketch's MinHashLSH and ours (random distinct texts)."""
     from datasketch import LeanMinHash, MinHashLSH
 
-    from builder.minhash import NearDuplicateIndex, signatures
+    from builder.stages.dedup import NearDuplicateIndex, signatures
 
     sigs = signatures(texts[:count], NUM_PERM, NGRAM)
     tracemalloc.start()

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from builder.config import load_recipe
-from builder.pipeline import run_recipe
+from builder.pipeline.recipe import load_recipe
+from builder.pipeline.run import run_recipe
 from builder.stages.extract import ExtractParams, ExtractStage
 from builder.store import open_store
 

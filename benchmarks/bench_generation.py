@@ -24,12 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from builder.config import EngineConfig
 from builder.engines.base import Request, Sampling, open_engine
 from builder.engines.cache import CompletionCache
-from builder.engines.generator import EngineSpec, Generator, PromptSpec, close_engines
-from builder.prompts import fewshot_examples
-from builder.selfoss.prompts import STOP, concepts_prompt, response_prompt
+from builder.engines.generator import EngineSpec, Generator, PromptSpec
+from builder.pipeline.recipe import EngineConfig
+from builder.stages.generation.library import fewshot_examples
+from builder.stages.generation.prompting import STOP, concepts_prompt, response_prompt
 
 
 def build_prompts(task: str, count: int, fewshots: int) -> list[str]:
@@ -61,11 +61,11 @@ def time_cache(spec: EngineSpec, prompts: list[str], sampling: Sampling, n: int,
     specs = [PromptSpec(p, n, seed=5000 + i) for i, p in enumerate(prompts)]
     timings = []
     for _ in range(2):  # cold (generates and stores), then warm (all hits)
-        cache = CompletionCache(folder / "cache.sqlite")
+        generator = Generator(spec, CompletionCache(folder / "cache.sqlite"), label="bench")
         started = time.perf_counter()
-        _, counts = Generator(spec, cache, label="bench").generate(specs, sampling)
+        _, counts = generator.generate(specs, sampling)
         timings.append((time.perf_counter() - started, counts))
-        cache.close()
+        generator.close()  # its cache and engine
     return timings
 
 
@@ -92,7 +92,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model
         if model is None:
-            from builder.tiny_model import build_tiny_model
+            from builder.engines.tiny_model import build_tiny_model
 
             model = str(build_tiny_model(Path(tmp) / "tiny-model"))
         config = EngineConfig(
@@ -135,7 +135,6 @@ def main() -> None:
 
         spec = EngineSpec(args.backend, model, None, config)
         (cold_s, cold), (warm_s, warm) = time_cache(spec, prompts, sampling, args.n, Path(tmp))
-        close_engines()
         print(
             f"through the cache: cold {cold_s:.2f} s ({cold.misses} asked, {cold.stored} stored), "
             f"warm {warm_s:.3f} s ({warm.hits} hits, {warm.misses} asked again: failed requests "

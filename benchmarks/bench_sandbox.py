@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from builder.sandbox import Program, SandboxLimits, get_sandbox
 
 log = logging.getLogger("bench_sandbox")
-DATA = REPO.parent / "shared/data/benchmarks/HumanEvalPlus-v0.1.9.jsonl.gz"
+DATA = REPO / "builder/data/benchmarks/HumanEvalPlus-v0.1.9.jsonl.gz"
 ISOLATION = {"local": "bwrap", "docker": "containers"}
 
 

@@ -36,10 +36,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from builder.checkpoint import Checkpoint
-from builder.chunks import process_chunks
-from builder.seeds.import_inference import infer_imports
-from builder.seeds.pyright_setup import (
+from builder.pipeline.checkpoint import Checkpoint
+from builder.pipeline.chunks import process_chunks
+from builder.pipeline.inputs import InputSource, python_corpus
+from builder.pipeline.rows import DROP_DETAIL, DROP_REASON
+from builder.stages.extract import extract_functions
+from builder.stages.seeds.import_inference import infer_imports
+from builder.stages.seeds.pyright_setup import (
     describe,
     file_name,
     installed_pyright_version,
@@ -48,10 +51,7 @@ from builder.seeds.pyright_setup import (
     pyright_settings,
     run_cli,
 )
-from builder.sources import InputSource, python_corpus
-from builder.stages.base import DROP_DETAIL, DROP_REASON
-from builder.stages.extract import extract_functions
-from builder.stages.typecheck import TypecheckParams, TypecheckStage, code_key
+from builder.stages.seeds.typecheck import TypecheckParams, TypecheckStage, code_key
 
 BASELINE_BATCH = 250
 

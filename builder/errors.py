@@ -31,3 +31,7 @@ class CommitConflict(StoreError):
 
 class StageError(BuilderError):
     """A stage cannot run: missing input columns, unknown stage, bad source."""
+
+
+class SandboxError(BuilderError):
+    """The sandbox cannot be used here (tool missing, kernel feature off, bad settings)."""

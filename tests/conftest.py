@@ -39,7 +39,7 @@ def fake_hub():
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """A tiny causal LM with random weights and a locally trained tokenizer (no downloads)."""
-    from builder.tiny_model import build_tiny_model
+    from builder.engines.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 

@@ -25,10 +25,11 @@ from pathlib import Path
 
 import pytest
 
+from builder.data import BENCHMARKS_DIR
 from builder.sandbox import Program, Sandbox, SandboxLimits
 from builder.sandbox.base import GiB, MiB
 
-DATA = Path(__file__).resolve().parents[2] / "shared/data/benchmarks/HumanEvalPlus-v0.1.9.jsonl.gz"
+DATA = BENCHMARKS_DIR / "HumanEvalPlus-v0.1.9.jsonl.gz"
 PROJECT = Path(__file__).resolve().parents[1]
 SECRET = f"hf_secret_{uuid.uuid4().hex}"
 

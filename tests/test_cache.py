@@ -6,11 +6,11 @@ from typing import ClassVar
 
 import pytest
 
-from builder.config import EngineConfig
 from builder.engines import base
 from builder.engines.base import Completion, Engine, Sampling
 from builder.engines.cache import CompletionCache, request_key
-from builder.engines.generator import EngineSpec, Generator, PromptSpec, close_engines
+from builder.engines.generator import EngineSpec, Generator, PromptSpec
+from builder.pipeline.recipe import EngineConfig
 
 SAMPLING = Sampling(temperature=0.7, top_p=0.95, max_tokens=64, stop=("## Example",))
 
@@ -101,8 +101,7 @@ class RecordingEngine(Engine):
 def recording(monkeypatch):
     monkeypatch.setitem(base.BACKENDS, "recording", "tests.test_cache:RecordingEngine")
     RecordingEngine.opened, RecordingEngine.asked = 0, []
-    yield EngineSpec("recording", "m", "r1", EngineConfig(backend="recording"))
-    close_engines()
+    return EngineSpec("recording", "m", "r1", EngineConfig(backend="recording"))
 
 
 def test_generator_asks_only_for_missing_samples(recording, tmp_path):
@@ -117,8 +116,7 @@ def test_generator_asks_only_for_missing_samples(recording, tmp_path):
     assert (counts.hits, counts.misses, counts.stored) == (0, 6, 6)
     assert RecordingEngine.asked == [("p1", 0, 3, 100), ("p2", 0, 3, 200)]  # one request per prompt
 
-    # The same again: all cached, and the engine is not even opened.
-    close_engines()
+    # The same again, by a new generator: all cached, and the engine is not even opened.
     RecordingEngine.opened, RecordingEngine.asked = 0, []
     results_again, counts = Generator(recording, cache).generate(prompts, SAMPLING)
     assert (counts.hits, counts.misses) == (6, 0) and RecordingEngine.opened == 0

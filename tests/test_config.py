@@ -1,7 +1,7 @@
 import pytest
 
-from builder.config import load_recipe
 from builder.errors import RecipeError
+from builder.pipeline.recipe import load_recipe
 from builder.stages.extract import ExtractParams
 from tests.helpers import ROOT, TINY
 

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from builder.benchmarks_data import (
+from builder.data import BENCHMARKS_DIR
+from builder.errors import StageError
+from builder.pipeline.inputs import python_corpus
+from builder.stages.decontaminate.benchmarks import (
     BENCHMARKS,
     Piece,
     is_trivial,
@@ -19,14 +22,12 @@ from builder.benchmarks_data import (
     normalise,
     resolve,
 )
-from builder.errors import StageError
-from builder.sources import python_corpus
-from builder.stages.decontaminate import DecontaminateParams, DecontaminateStage
+from builder.stages.decontaminate.stage import DecontaminateParams, DecontaminateStage
 from builder.stages.extract import extract_functions
 from builder.store import open_store
 from tests.helpers import TINY, export_rows, run_cli
 
-DATA = Path(__file__).resolve().parents[2] / "shared/data/benchmarks"
+DATA = BENCHMARKS_DIR
 HUMANEVAL = DATA / "HumanEvalPlus-v0.1.9.jsonl.gz"
 MBPP = DATA / "MbppPlus-v0.1.0.jsonl.gz"
 SHIPPED = {"humaneval+": str(HUMANEVAL), "mbpp+": str(MBPP)}

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from builder.errors import StageError
-from builder.minhash import NearDuplicateIndex, shingle_hash, shingles, signatures
-from builder.minhash import sketch as signatures_module
-from builder.minhash.quality import ShingleSets, evaluate, plant_near_duplicates, similar_pairs
-from builder.sources import python_corpus
-from builder.stages.base import Drop
-from builder.stages.dedup import DedupParams, DedupStage
+from builder.pipeline.inputs import python_corpus
+from builder.pipeline.rows import Drop
+from builder.stages.dedup import NearDuplicateIndex, shingle_hash, shingles, signatures
+from builder.stages.dedup import sketch as signatures_module
+from builder.stages.dedup.quality import ShingleSets, evaluate, plant_near_duplicates, similar_pairs
+from builder.stages.dedup.stage import DedupParams, DedupStage
 from builder.stages.extract import extract_functions
 from builder.store import open_store
 from tests.helpers import TINY, export_rows, run_cli

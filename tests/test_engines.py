@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from builder.config import EngineConfig
 from builder.engines.base import Request, Sampling, cut_at_stop, open_engine
 from builder.errors import BuilderError
+from builder.pipeline.recipe import EngineConfig
 
 PROMPT = 'def add(a, b):\n    """Return the sum of a and b."""\n    return'
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.config import EngineConfig
 from builder.engines.base import Request, Sampling, open_engine
 from builder.errors import BuilderError
+from builder.pipeline.recipe import EngineConfig
 from builder.store import open_store
 from tests.fake_hub import free_port
 from tests.helpers import TINY, export_rows, run_cli, write_corpus

@@ -21,7 +21,7 @@ from builder.evaluation.prompts import build_prompt, completion_code
 from builder.evaluation.results import BenchmarkResult, format_scores, result_rows, verdicts_by_task
 from builder.evaluation.samples import read_samples
 
-DATA = Path(__file__).resolve().parents[2] / "shared/data/benchmarks"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,8 @@ def mbpp():
 
 
 def test_pinned_data_is_the_shipped_files_with_evalplus_hashes(humaneval, mbpp):
-    assert SHARED_DATA.resolve() == DATA.resolve()
+    # Inside the package, so that a user's clone (with no folder beside it) has them.
+    assert SHARED_DATA.resolve() == (ROOT / "builder/data/benchmarks").resolve()
     assert len(humaneval.problems) == 164 and len(mbpp.problems) == 399
     assert humaneval.md5 == "84f4b93a1270b492e4c54d5212da7a5b"  # EvalPlus's id of v0.1.9
     assert (humaneval.version, mbpp.version) == ("v0.1.9", "v0.1.0")
@@ -218,7 +219,7 @@ def test_model_index_results_and_card_merge():
 
 
 def test_gzip_and_plain_data_files_hash_alike(tmp_path):
-    raw = gzip.decompress((DATA / "HumanEvalPlus-v0.1.9.jsonl.gz").read_bytes())
+    raw = gzip.decompress((SHARED_DATA / "HumanEvalPlus-v0.1.9.jsonl.gz").read_bytes())
     lines = raw.decode().splitlines(keepends=True)[:3]
     (tmp_path / "he.jsonl").write_text("".join(lines))
     (tmp_path / "he.jsonl.gz").write_bytes(gzip.compress("".join(lines).encode()))

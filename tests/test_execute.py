@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from builder.stages.execute import program_from_response
+from builder.stages.execute.stage import program_from_response
 from builder.store import open_store
 from tests.helpers import ROOT, TINY, export_rows, run_cli
 

@@ -6,9 +6,19 @@ import sys
 
 import pytest
 
-from builder.prompts import fewshot_examples, judge_examples, library_digest, properties
-from builder.selfoss.parse import parse_concepts, parse_instruction, parse_judge, parse_response
-from builder.selfoss.prompts import render_concepts, render_response
+from builder.stages.generation.library import (
+    fewshot_examples,
+    judge_examples,
+    library_digest,
+    properties,
+)
+from builder.stages.generation.parse import (
+    parse_concepts,
+    parse_instruction,
+    parse_judge,
+    parse_response,
+)
+from builder.stages.generation.prompting import render_concepts, render_response
 
 EXAMPLES = fewshot_examples()
 

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from builder.stages.filter import FilterParams, FilterStage
+from builder.stages.seeds.filter import FilterParams, FilterStage
 
 
 def verdict(source: str, **params) -> tuple[str, str] | None:

@@ -2,8 +2,13 @@
 
 import textwrap
 
-from builder.seeds.import_inference import ImportInferrer, Inferred, NotInferred, infer_imports
-from builder.stages.imports import ImportsParams, ImportsStage
+from builder.stages.seeds.import_inference import (
+    ImportInferrer,
+    Inferred,
+    NotInferred,
+    infer_imports,
+)
+from builder.stages.seeds.imports import ImportsParams, ImportsStage
 
 
 def fn(source: str) -> str:

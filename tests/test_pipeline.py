@@ -6,7 +6,6 @@ import logging
 import pytest
 
 from builder.errors import StageError
-
 from builder.store import open_store
 from tests.helpers import TINY, export_rows, run_cli, write_corpus
 
@@ -115,16 +114,16 @@ def test_missing_recipe_and_missing_revision(tmp_path, caplog):
 
 def test_a_later_stage_needs_its_input_published(tmp_path, caplog, monkeypatch):
     # `filter` is not implemented yet; planning the input check uses the runner directly.
-    from builder.config import load_recipe
     from builder.errors import StageError
-    from builder.runner import plan_stage
+    from builder.pipeline.recipe import load_recipe
+    from builder.pipeline.runner import plan_step
 
     recipe_file = tmp_path / "r.yaml"
     recipe_file.write_text("name: r\nhub:\n  store: local:" + str(tmp_path / "s") + "\n  namespace: ns\n"
                            "stages:\n  extract: {}\n  filter: {}\n")
     recipe = load_recipe(recipe_file)
     with pytest.raises(StageError, match="reads stage 'extract', which is not published .*ns/r-extract"):
-        plan_stage(recipe, "filter", open_store(recipe.hub.store))
+        plan_step(recipe, "filter", open_store(recipe.hub.store))
 
 
 def test_published_dataset_loads_with_datasets(fake_hub, tmp_path, monkeypatch):
@@ -199,9 +198,9 @@ def test_store_push_replays_local_history_on_the_hub_once(fake_hub, tmp_path, mo
 
 
 def test_run_without_only_skips_unimplemented_stages_and_what_they_feed(tmp_path, monkeypatch, caplog):
-    from builder.config import load_recipe
-    from builder.pipeline import select_stages
-    from builder.stages import stage_class
+    from builder.pipeline.recipe import load_recipe
+    from builder.pipeline.run import select_stages
+    from builder.registry import STEPS
 
     recipe_file = tmp_path / "r.yaml"
     recipe_file.write_text(
@@ -209,7 +208,7 @@ def test_run_without_only_skips_unimplemented_stages_and_what_they_feed(tmp_path
         f"stages:\n  extract:\n    source: {write_corpus(tmp_path / 'corpus')}\n"
         "  filter: {}\n  execute: {}\n  select:\n    input: extract\n"
     )
-    monkeypatch.setattr(stage_class("filter"), "implemented", False)
+    monkeypatch.setattr(STEPS.load("filter"), "implemented", False)
     recipe = load_recipe(recipe_file)
     with caplog.at_level(logging.WARNING):
         assert select_stages(recipe, None) == ["extract", "select"]  # execute reads filter
@@ -220,17 +219,17 @@ def test_run_without_only_skips_unimplemented_stages_and_what_they_feed(tmp_path
 
 def test_two_first_publishes_of_one_stage_conflict(tmp_path):
     """Both runs planned before the repo existed: the second must not overwrite the first."""
-    from builder.config import load_recipe
     from builder.errors import CommitConflict
-    from builder.runner import plan_stage, run_stage
+    from builder.pipeline.recipe import load_recipe
+    from builder.pipeline.runner import plan_step, run_step
 
     corpus = write_corpus(tmp_path / "corpus")
     overrides = [f"hub.store=local:{tmp_path / 's'}", f"stages.extract.source={corpus}"]
     first = load_recipe(TINY, overrides + [f"work_dir={tmp_path / 'w1'}"])
     second = load_recipe(TINY, overrides + [f"work_dir={tmp_path / 'w2'}", "stages.extract.limit=2"])
     store = open_store(first.hub.store)
-    plans = [plan_stage(first, "extract", store), plan_stage(second, "extract", store)]
-    published = run_stage(plans[0], first, store, tmp_path / "w1")
+    plans = [plan_step(first, "extract", store), plan_step(second, "extract", store)]
+    published = run_step(plans[0], first)
     with pytest.raises(CommitConflict):
-        run_stage(plans[1], second, store, tmp_path / "w2")
+        run_step(plans[1], second)
     assert store.resolve("local/tiny-extract") == published

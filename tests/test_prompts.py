@@ -6,14 +6,14 @@ import textwrap
 
 import pytest
 
-from builder.prompts import fewshot_examples, judge_examples, properties, template
-from builder.selfoss.parse import (
+from builder.stages.generation.library import fewshot_examples, judge_examples, properties, template
+from builder.stages.generation.parse import (
     parse_concepts,
     parse_instruction,
     parse_judge,
     parse_response,
 )
-from builder.selfoss.prompts import (
+from builder.stages.generation.prompting import (
     STOP,
     concepts_prompt,
     instruction_prompt,

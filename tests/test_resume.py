@@ -11,8 +11,6 @@ import sys
 import sysconfig
 import time
 
-import pytest
-
 from builder.store import open_store
 from tests.helpers import ROOT, TINY, export_rows, run_cli
 

@@ -2,8 +2,12 @@
 
 import json
 
-from builder.sft_format import remove_tests_section, strip_comments, strip_comments_in_blocks
-from builder.stages.select import SelectParams, SelectStage
+from builder.stages.select.sft_format import (
+    remove_tests_section,
+    strip_comments,
+    strip_comments_in_blocks,
+)
+from builder.stages.select.stage import SelectParams, SelectStage
 from builder.store import open_store
 from tests.helpers import TINY, export_rows, run_cli
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from builder.errors import StageError
-from builder.seeds.pyright_setup import (
+from builder.stages.seeds.pyright_setup import (
     describe,
     file_name,
     node_binary,
     pyright_settings,
     run_cli,
 )
-from builder.stages.typecheck import TypecheckParams, TypecheckStage, code_key
+from builder.stages.seeds.typecheck import TypecheckParams, TypecheckStage, code_key
 from builder.store import open_store
 from tests.helpers import TINY, export_rows
 from tests.helpers import run_cli as run_builder

@@ -14,17 +14,14 @@ Backends are imported by name, only when opened, so the CLI never imports torch 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# The backend name in a recipe's `engine.backend` -> "module:Class".
-BACKENDS = {
-    "transformers": "builder.engines.transformers_engine:TransformersEngine",
-    "openai": "builder.engines.openai_engine:OpenAIEngine",
-    "vllm": "builder.engines.vllm_engine:VLLMEngine",
-}
+from builder.registry import ENGINES
+
+# The backend name in a recipe's `engine.backend` -> "module:Class" (one registry for all).
+BACKENDS = ENGINES.entries
 
 
 @dataclass(frozen=True)
@@ -110,7 +107,7 @@ class Engine:
     def __init__(self, model: str, revision: str | None, config) -> None:
         self.model = model
         self.revision = revision
-        self.config = config  # builder.config.EngineConfig
+        self.config = config  # builder.pipeline.recipe.EngineConfig
         self.metrics = EngineMetrics()
 
     def generate(self, requests: Sequence[Request], on_done: OnDone) -> None:
@@ -152,17 +149,4 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
 
 def open_engine(backend: str, model: str, revision: str | None, config) -> Engine:
     """A new engine of `backend` for `model` (its module is imported only now)."""
-    from builder.errors import BuilderError
-
-    if backend not in BACKENDS:
-        raise BuilderError(
-            f"unknown engine.backend '{backend}' (known: {', '.join(sorted(BACKENDS))})"
-        )
-    module_name, _, class_name = BACKENDS[backend].partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise BuilderError(
-            f"engine '{backend}' needs a package that is not installed: {err}"
-        ) from None
-    return getattr(module, class_name)(model, revision, config)
+    return ENGINES.create(backend, model, revision, config)

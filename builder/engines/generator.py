@@ -4,13 +4,13 @@ For each prompt the generator looks up which of its samples the cache already ha
 engine for the others only (as few requests as possible: one per run of consecutive missing
 sample indices, normally one), and stores each request's samples the moment it finishes.
 The engine is opened on the first miss, so a rerun that finds everything cached never loads the
-model. One engine is kept open per process and shared by the stages of a run (loading a 15B
-model once, not four times); `close_engines` frees it, and runs at exit.
+model. Given a worker's resources (`builder.pipeline.step.WorkerResources`), the engine is kept
+there, shared by the stages of a run (loading a 15B model once, not four times) and closed with
+the worker; without them, the generator owns its engine and `close()` frees it.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 from dataclasses import dataclass
 
@@ -36,39 +36,46 @@ class EngineSpec:
     backend: str
     model: str
     revision: str | None
-    config: object  # builder.config.EngineConfig
+    config: object  # builder.pipeline.recipe.EngineConfig
 
     def key(self) -> str:
         return repr((self.backend, self.model, self.revision, self.config))
 
 
-_open: dict[str, Engine] = {}
-
-
-def shared_engine(spec: EngineSpec) -> Engine:
-    """The process's engine for `spec`, opening it (and closing any other) if needed."""
-    key = spec.key()
-    if key not in _open:
-        close_engines()
-        log.info("opening %s engine for %s", spec.backend, spec.model)
-        _open[key] = open_engine(spec.backend, spec.model, spec.revision, spec.config)
-    return _open[key]
-
-
-def close_engines() -> None:
-    while _open:
-        _, engine = _open.popitem()
-        engine.close()
-
-
-atexit.register(close_engines)
-
-
 class Generator:
-    def __init__(self, engine: EngineSpec, cache: CompletionCache, label: str = "generate"):
+    def __init__(
+        self,
+        engine: EngineSpec,
+        cache: CompletionCache,
+        label: str = "generate",
+        resources=None,  # WorkerResources: where a worker keeps its engine
+    ):
         self.engine_spec = engine
         self.cache = cache
         self.label = label
+        self.resources = resources
+        self._own_engine: Engine | None = None
+
+    def engine(self) -> Engine:
+        """The engine for the spec, opened now if needed (a worker's, or the generator's own)."""
+        spec = self.engine_spec
+
+        def open_it() -> Engine:
+            log.info("opening %s engine for %s", spec.backend, spec.model)
+            return open_engine(spec.backend, spec.model, spec.revision, spec.config)
+
+        if self.resources is not None:
+            return self.resources.get(("engine", spec.key()), open_it, group="engine", shared=True)
+        if self._own_engine is None:
+            self._own_engine = open_it()
+        return self._own_engine
+
+    def close(self) -> None:
+        """Close the cache, and the engine if the generator owns it."""
+        if self._own_engine is not None:
+            self._own_engine.close()
+            self._own_engine = None
+        self.cache.close()
 
     def generate(
         self, prompts: list[PromptSpec], sampling: Sampling
@@ -94,7 +101,7 @@ class Generator:
         return results, counts  # type: ignore[return-value]  # every slot is filled
 
     def _run(self, requests, owners, results, counts: CacheCounts) -> None:
-        engine = shared_engine(self.engine_spec)
+        engine = self.engine()
         model = self.engine_spec.model
         total = sum(r.n for r in requests)
         bar = tqdm(

@@ -1,6 +1,6 @@
 """HumanEval+ and MBPP+ in EvalPlus's release format (jsonl or jsonl.gz), pinned or from a file.
 
-The pinned versions ship in `shared/data/benchmarks/` next to the repository (see its README):
+The pinned versions ship in the package, `builder/data/benchmarks/` (see its README):
 HumanEval+ v0.1.9 and MBPP+ v0.1.0. Any other release in the same format (e.g. the current
 HumanEval+ v0.1.10 / MBPP+ v0.2.0 `*.jsonl.gz` from EvalPlus's releases) is read with
 `data_file`. A dataset is identified, as EvalPlus identifies it, by the md5 of its uncompressed
@@ -19,9 +19,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from builder.data import BENCHMARKS_DIR
 from builder.errors import BuilderError
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "benchmarks"
+SHARED_DATA = BENCHMARKS_DIR  # the pinned files the package ships
 
 # benchmark name -> (EvalPlus dataset kind, pinned file in SHARED_DATA)
 EVALPLUS_BENCHMARKS: dict[str, tuple[str, str]] = {

@@ -151,24 +151,24 @@ def generate_samples(
     gen: GenerationSettings,
     cache_dir: Path,
 ) -> tuple[list[Sample], list[dict]]:
-    from builder.config import EngineConfig
     from builder.engines.base import Sampling
     from builder.engines.cache import CompletionCache
     from builder.engines.generator import EngineSpec, Generator, PromptSpec
     from builder.evaluation.prompts import completion_code, load_prompts
+    from builder.pipeline.recipe import EngineConfig
 
     prompts = [_prompt(data, data.problems[t], gen.template) for t in task_ids]
     config = EngineConfig(backend=gen.backend, revision=revision, batch_size=gen.batch_size)
     spec = EngineSpec(gen.backend, model, revision, config)
     sampling = Sampling(gen.temperature, gen.top_p, gen.max_tokens, load_prompts().stop)
     cache = CompletionCache(Path(cache_dir).expanduser() / "llm-cache.sqlite")
+    generator = Generator(spec, cache, label=f"generate {data.benchmark}")
     try:
-        generator = Generator(spec, cache, label=f"generate {data.benchmark}")
         completions, counts = generator.generate(
             [PromptSpec(p, gen.n_samples, gen.seed) for p in prompts], sampling
         )
     finally:
-        cache.close()
+        generator.close()  # the cache, and the engine it opened
     log.info("%s: %d samples (%d cached, %d generated)", data.benchmark, counts.hits + counts.misses,
              counts.hits, counts.misses)  # fmt: skip
     samples, extras = [], []

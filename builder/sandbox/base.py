@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
-from builder.errors import BuilderError
+from builder.errors import SandboxError
 
 Status = Literal["pass", "fail", "timeout", "error", "infra_error"]
 STATUSES: tuple[str, ...] = ("pass", "fail", "timeout", "error", "infra_error")
@@ -29,10 +29,6 @@ STATUSES: tuple[str, ...] = ("pass", "fail", "timeout", "error", "infra_error")
 GiB = 1 << 30
 MiB = 1 << 20
 KiB = 1 << 10
-
-
-class SandboxError(BuilderError):
-    """The sandbox cannot be used here (tool missing, kernel feature off, bad settings)."""
 
 
 @dataclass(frozen=True)

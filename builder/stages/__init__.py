@@ -1,31 +1,14 @@
-"""The stage registry: recipe names to stage classes, imported only when needed."""
+"""The pipeline's steps, each beside its own helpers, in the order data flows:
 
-from __future__ import annotations
+- `extract.py`: top-level functions with a docstring, from a corpus;
+- `seeds/`: `filter` (static rules), `imports` (import inference), `typecheck` (Pyright);
+- `decontaminate/`: benchmark matching, with the benchmark files it ships;
+- `dedup/`: MinHash near-duplicate removal;
+- `generation/`: `judge`, `concepts`, `instructions`, `responses`, with their prompts, few-shot
+  library and parsers;
+- `execute/`: running each response's tests in a sandbox, with its verdict cache;
+- `select/`: one passing response per instruction, as SFT pairs;
+- `evaluate.py`: the `eval` step (HumanEval+, MBPP+, DS-1000, LiveCodeBench).
 
-import importlib
-
-from builder.stages.base import ChunkResult, Drop, Row, Stage, StageParams
-
-__all__ = ["ChunkResult", "Drop", "Row", "Stage", "StageParams", "stage_class", "STAGES"]
-
-# The published order of the pipeline. A recipe may use any subset, in this order or its own.
-STAGES: dict[str, str] = {
-    "extract": "builder.stages.extract:ExtractStage",
-    "filter": "builder.stages.filter:FilterStage",
-    "imports": "builder.stages.imports:ImportsStage",
-    "typecheck": "builder.stages.typecheck:TypecheckStage",
-    "decontaminate": "builder.stages.decontaminate:DecontaminateStage",
-    "dedup": "builder.stages.dedup:DedupStage",
-    "judge": "builder.stages.judge:JudgeStage",
-    "concepts": "builder.stages.concepts:ConceptsStage",
-    "instructions": "builder.stages.instructions:InstructionsStage",
-    "responses": "builder.stages.responses:ResponsesStage",
-    "execute": "builder.stages.execute:ExecuteStage",
-    "select": "builder.stages.select:SelectStage",
-}
-
-
-def stage_class(name: str) -> type[Stage]:
-    """The class of stage `name`; KeyError if there is no such stage."""
-    module_name, _, class_name = STAGES[name].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+Recipe names map to classes in `builder.registry.STEPS`.
+"""

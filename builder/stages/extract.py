@@ -25,8 +25,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.sources import DirInput, HubDatasetInput, InputSource, StoreInput, python_corpus
-from builder.stages.base import ChunkResult, Drop, Row, Stage, StageParams, runtime_only
+from builder.errors import StageError
+from builder.pipeline.executors.base import ChunkTask
+from builder.pipeline.inputs import DirInput, HubDatasetInput, InputSource, python_corpus
+from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
+from builder.pipeline.step import StepParams, runtime_only
+from builder.store import split_ref
 
 _TOP_LEVEL_DEF = re.compile(r"^(?:async[ \t]+)?def[ \t]", re.M)
 _TRIPLE_QUOTE = re.compile(r"\"\"\"|'''")
@@ -34,7 +38,7 @@ _DOCSTRING_OPENING = re.compile(rb"^[rRuU]{0,2}(?:\"\"\"|''')")
 
 
 @dataclass
-class ExtractParams(StageParams):
+class ExtractParams(StepParams):
     source: str = "bigcode/the-stack-dedup"
     data_dir: str | None = "data/python"  # for a Hub source
     split: str = "train"  # for a Hub source
@@ -47,7 +51,7 @@ class ExtractParams(StageParams):
     num_proc: int = runtime_only(0)  # 0: every core
 
 
-class ExtractStage(Stage):
+class ExtractStage(RowStage):
     name = "extract"
     params_class = ExtractParams
     reads = ("content", "path", "repo", "license")
@@ -75,13 +79,11 @@ class ExtractStage(Stage):
         # `ast`'s grammar follows the interpreter: which files parse depends on its version.
         return {"python": "%d.%d" % sys.version_info[:2]}
 
-    def open_input(self, store) -> InputSource:
+    def open_input(self, inputs) -> InputSource:
         source = self.params.source
         if source.startswith("store:"):
-            from builder.store import split_ref
-
             repo, revision = split_ref(source[len("store:") :])
-            return _Columns(StoreInput(store, repo, revision), self.params)
+            return _Columns(inputs.dataset(repo, revision), self.params)
         if source.startswith("python:"):
             return python_corpus(source[len("python:") :])
         if source.startswith(("/", ".", "~")) or Path(source).is_dir():
@@ -199,16 +201,22 @@ class _Columns(InputSource):
         }
         self.columns = ["content", "path", "repo", "license"]
         if params.content_column not in inner.columns:
-            from builder.errors import StageError
-
             raise StageError(
                 f"source {inner.describe()} has no column '{params.content_column}' "
                 f"(columns: {', '.join(inner.columns)}); set stages.extract.content_column"
             )
 
     def iter_rows(self) -> Iterator[Row]:
-        for row in self.inner.iter_rows():
-            mapped = {ours: row.get(theirs) for ours, theirs in self.mapping.items()}
-            if isinstance(mapped["license"], list):  # The Stack lists licenses
-                mapped["license"] = ",".join(mapped["license"]) or None
-            yield mapped
+        return (self._mapped(row) for row in self.inner.iter_rows())
+
+    def tasks(self, chunk_size: int, limit: int | None, spool: Path) -> Iterator[ChunkTask]:
+        return self.inner.tasks(chunk_size, limit, spool)
+
+    def load(self, task: ChunkTask) -> list[Row]:
+        return [self._mapped(row) for row in self.inner.load(task)]
+
+    def _mapped(self, row: Row) -> Row:
+        mapped = {ours: row.get(theirs) for ours, theirs in self.mapping.items()}
+        if isinstance(mapped["license"], list):  # The Stack lists licenses
+            mapped["license"] = ",".join(mapped["license"]) or None
+        return mapped

@@ -79,6 +79,10 @@ class Store(abc.ABC):
     def tag(self, repo: str, tag: str, revision: str) -> None: ...
 
     @abc.abstractmethod
+    def create_branch(self, repo: str, branch: str, revision: str = "main") -> None:
+        """Create `branch` at `revision`; no-op if it exists (e.g. a training checkpoint's)."""
+
+    @abc.abstractmethod
     def list_files(self, repo: str, revision: str) -> list[str]: ...
 
     @abc.abstractmethod

@@ -57,6 +57,12 @@ class HubStore(Store):
         with _hub_errors(repo, revision):
             self.api.create_tag(repo, tag=tag, revision=revision, repo_type=self.repo_type)
 
+    def create_branch(self, repo: str, branch: str, revision: str = "main") -> None:
+        with _hub_errors(repo, revision):
+            self.api.create_branch(
+                repo, branch=branch, revision=revision, repo_type=self.repo_type, exist_ok=True
+            )
+
     def log(self, repo: str, revision: str = "main") -> list[CommitInfo]:
         with _hub_errors(repo, revision):
             commits = self.api.list_repo_commits(repo, repo_type=self.repo_type, revision=revision)

@@ -103,6 +103,15 @@ class LocalStore(Store):
                 raise StoreError(f"tag '{tag}' already exists in {repo}")
             _atomic_write(path / "refs/tags" / tag, commit_id)
 
+    def create_branch(self, repo: str, branch: str, revision: str = "main") -> None:
+        path = self._existing_repo_dir(repo)
+        if not re.match(r"^[\w.-]+$", branch):
+            raise StoreError(f"invalid branch name '{branch}'")
+        commit_id = self.resolve(repo, revision)
+        with self._locked(path):
+            if not (path / "refs/heads" / branch).exists():
+                _atomic_write(path / "refs/heads" / branch, commit_id)
+
     def log(self, repo: str, revision: str = "main") -> list[CommitInfo]:
         path = self._existing_repo_dir(repo)
         commit_id: str | None = self.resolve(repo, revision)

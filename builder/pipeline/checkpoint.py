@@ -1,0 +1,112 @@
+"""Chunk checkpoints: a stage's finished work, kept on disk until it is published.
+
+Input rows are cut into fixed chunks (chunk i = rows i*K .. i*K+K-1 in input order). When a chunk
+is done its kept rows, dropped rows and counts are written, the counts file last and by atomic
+rename: that file is the proof the chunk is complete. After a crash or `kill -9`, a rerun skips
+every chunk that has its proof and redoes at most the chunks that were in flight.
+The folder is named by the stage's fingerprint, so work done under other parameters or another
+input revision is never mixed in. Workers write their chunks' files here from any process or
+machine that can reach the folder; nothing here assumes they share the driver's process.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from builder.errors import StageError
+from builder.pipeline.rows import ChunkResult, Row
+from builder.pipeline.shards import iter_parquet_rows, write_rows
+
+
+class Checkpoint:
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.chunks = folder / "chunks"
+        self.chunks.mkdir(parents=True, exist_ok=True)
+
+    def done_chunks(self) -> set[int]:
+        """Chunks with their proof, and with every rows file the proof counts on."""
+        done = set()
+        for proof in self.chunks.glob("*.json"):
+            if not proof.stem.isdigit():
+                continue
+            index = int(proof.stem)
+            counts = json.loads(proof.read_text())
+            kept_path, dropped_path, _ = self._paths(index)
+            if counts["kept"] and not kept_path.exists():
+                continue  # lost since (e.g. a power cut before the page cache was written)
+            if sum(counts["drops"].values()) and not dropped_path.exists():
+                continue
+            done.add(index)
+        return done
+
+    @contextmanager
+    def locked(self):
+        """Held by the driver for a whole stage run: two runs of one stage would delete each
+        other's work. Workers never take it: they write only their own chunks' files."""
+        with open(self.folder / ".lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StageError(f"another run is working in {self.folder}; wait for it") from None
+            try:
+                yield self
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def save(self, index: int, result: ChunkResult, rows_in: int) -> dict:
+        """Write chunk `index`; returns its counts."""
+        kept_path, dropped_path, _ = self._paths(index)
+        write_rows(kept_path, result.kept)
+        write_rows(dropped_path, [d.as_row() for d in result.dropped])
+        counts = {
+            "rows_in": rows_in,
+            "kept": len(result.kept),
+            "drops": dict(Counter(d.reason for d in result.dropped)),
+            "stats": dict(result.stats),
+        }
+        _atomic_json(self._paths(index)[2], counts)
+        return counts
+
+    def counts(self, index: int) -> dict:
+        return json.loads(self._paths(index)[2].read_text())
+
+    def iter_kept(self, indices: list[int]) -> Iterator[Row]:
+        yield from iter_parquet_rows([p for i in indices if (p := self._paths(i)[0]).exists()])
+
+    def iter_dropped(self, indices: list[int]) -> Iterator[Row]:
+        yield from iter_parquet_rows([p for i in indices if (p := self._paths(i)[1]).exists()])
+
+    def publish_folder(self) -> Path:
+        """A clean folder for the shards, card and manifest of the publish."""
+        folder = self.folder / "publish"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        return folder
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _paths(self, index: int) -> tuple[Path, Path, Path]:
+        stem = self.chunks / f"{index:07d}"
+        return (
+            stem.with_suffix(".kept.parquet"),
+            stem.with_suffix(".dropped.parquet"),
+            stem.with_suffix(".json"),
+        )
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as handle:
+        json.dump(data, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

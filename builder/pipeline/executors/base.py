@@ -1,0 +1,96 @@
+"""The executor interface: where a row stage's chunks run.
+
+The driver (`chunks.py`) cuts the input into chunk descriptors (`ChunkTask`: which input rows,
+and light references to them such as file paths; never the rows themselves) and hands them to
+an executor with a `RowJob`: the stage, its pinned input, and the checkpoint folder. A `Worker`
+wherever the executor runs it loads each chunk's rows from the input, processes them and writes
+the results and the chunk's completion marker into the checkpoint folder (atomically, marker
+last; see `checkpoint.py`). The driver learns that a chunk is done from the executor and reads
+its results back from that folder, so a worker needs nothing from the driver but the job and
+its descriptors: a path every node can reach is all they share.
+
+A worker owns the heavy resources of its stage (an engine, a Pyright server, a sandbox pool)
+for its lifetime, in its `WorkerResources`, and closes them when it ends. Executors are a
+runtime choice: they never change a fingerprint or what a stage publishes.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from builder.pipeline.checkpoint import Checkpoint
+from builder.pipeline.step import WorkerResources
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """Chunk `index`: input rows `start` .. `stop - 1`, in input order."""
+
+    index: int
+    start: int
+    stop: int
+    refs: tuple = ()  # what the input needs to load these rows (file paths), if anything
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass
+class RowJob:
+    """Everything a worker needs to process chunks of one stage (picklable)."""
+
+    stage: Any  # rows.RowStage
+    source: Any  # inputs.InputSource: `load(task)` gives the chunk's rows
+    checkpoint: Path  # the stage's checkpoint folder
+
+
+OnDone = Callable[[ChunkTask], None]
+
+
+class Worker:
+    """Processes chunks of one job; lives as long as its process, actor or thread does."""
+
+    def __init__(self, job: RowJob, resources: WorkerResources):
+        self.stage = job.stage
+        self.source = job.source
+        self.checkpoint = Checkpoint(job.checkpoint)
+        self.stage.attach(resources)
+
+    def run(self, task: ChunkTask) -> None:
+        rows = self.source.load(task)
+        result = self.stage.process(rows)
+        self.checkpoint.save(task.index, result, rows_in=len(rows))
+
+    def close(self) -> None:
+        self.stage.close()
+
+
+class Executor(abc.ABC):
+    """Runs a job's chunks; `on_done(task)` is called in the driver as each one is checkpointed.
+    A chunk whose processing fails raises here (after the executor's own retries, if any);
+    chunks finished before that keep their checkpoints."""
+
+    name: str = ""
+
+    def __init__(self, config: Any = None):
+        self.config = config  # recipe.ExecutorConfig
+
+    @abc.abstractmethod
+    def run(self, job: RowJob, tasks: Iterable[ChunkTask], on_done: OnDone) -> None: ...
+
+    def close(self) -> None:
+        """Release workers and what they hold (called once, at the end of a run)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

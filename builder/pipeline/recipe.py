@@ -1,0 +1,258 @@
+"""Recipes: one YAML file per pipeline, loaded into dataclasses with strict keys.
+
+A recipe names the pipeline (`name`, the prefix of every dataset repo), where it publishes
+(`hub`), the model, engine and sandbox, and its stages in order. Every key is checked: an unknown
+key fails with its dotted path and the file name, and so does a value of the wrong type.
+`--set dotted.key=value` overrides any key; values are parsed as YAML scalars.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from builder.errors import RecipeError
+from builder.pipeline.step import StepParams
+from builder.registry import STEPS
+
+
+@dataclass
+class HubConfig:
+    store: str = "local:.builder/store"  # "hf" or "local:DIR" (relative to the working directory)
+    namespace: str | None = None  # user or org; None: "local" offline, the token's user on the Hub
+    private: bool = True
+
+
+@dataclass
+class EngineConfig:
+    """How the generation stages run the model (see builder/engines/). Of these, only
+    `revision` changes what is generated; the rest is how."""
+
+    backend: str = "transformers"  # vllm | openai | transformers
+    revision: str | None = None  # the model's Hub revision; None: its main, pinned at start
+    cache: str | None = None  # SQLite file of every completion; None: <work_dir>/llm-cache.sqlite
+    dtype: str = "auto"  # vllm, transformers
+    max_model_len: int | None = None  # context length; None: the model's own
+    batch_size: int = 8  # transformers: sequences per generate() call
+    cpu_threads: int | None = None  # transformers on CPU: torch threads; None: torch's default
+    tensor_parallel_size: int = 1  # vllm
+    gpu_memory_utilization: float = 0.9  # vllm
+    base_url: str = "http://localhost:8000/v1"  # openai
+    api_key_env: str = "OPENAI_API_KEY"  # openai: the variable holding the key (never the key)
+    served_model_name: str | None = None  # openai: the server's name for the model; None: model
+    max_concurrency: int = 64  # openai: requests in flight
+    max_retries: int = 8  # openai: on 408, 409, 429, 5xx, timeouts, with exponential backoff
+    timeout_s: float = 600.0  # openai: per request
+
+
+@dataclass
+class SandboxConfig:
+    backend: str = "local"  # local | docker | e2b
+
+
+@dataclass
+class ExecutorConfig:
+    """Where row stages' chunks run (see builder/pipeline/executors/). A runtime choice: it
+    changes no fingerprint and no published row."""
+
+    backend: str = "local"
+
+
+@dataclass
+class Recipe:
+    name: str
+    model: str = ""
+    hub: HubConfig = field(default_factory=HubConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    # Where unfinished stage work is checkpointed; None: `.builder/work` in the working directory.
+    work_dir: str | None = None
+    stages: dict[str, StepParams] = field(default_factory=dict)
+    path: str = ""  # the file it was loaded from; not a recipe key
+
+    def stage_names(self) -> list[str]:
+        return list(self.stages)
+
+    def input_stage(self, stage: str) -> str | None:
+        """The stage whose output `stage` reads: its `input` key, else the previous stage."""
+        explicit = self.stages[stage].input
+        if explicit is not None:
+            return explicit
+        names = self.stage_names()
+        index = names.index(stage)
+        return names[index - 1] if index > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("path")
+        return data
+
+    def fingerprint(self) -> str:
+        """A hash of everything the recipe says but where it runs, for the cards."""
+        data = self.to_dict()
+        data.pop("executor")
+        text = json.dumps(data, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read a recipe file, apply `--set` overrides, and check every key and type."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe must be a mapping of keys to values")
+    for override in overrides:
+        _apply_override(raw, override, path)
+    recipe = _build(Recipe, raw, "", path)
+    recipe.path = str(path)
+    for name, params in recipe.stages.items():
+        input_stage = (params.input or "").partition("@")[0]  # "stage" or "stage@revision"
+        if params.input is not None and input_stage not in recipe.stages:
+            raise RecipeError(f"{path}: stages.{name}.input names unknown stage '{input_stage}'")
+    return recipe
+
+
+def _apply_override(raw: dict, override: str, path: Path) -> None:
+    key, sep, text = override.partition("=")
+    if not sep or not key:
+        raise RecipeError(f"--set expects dotted.key=value, got '{override}'")
+    _check_key(key, path)
+    parts = key.split(".")
+    if parts[0] == "stages" and len(parts) > 2 and parts[1] not in (raw.get("stages") or {}):
+        raise RecipeError(f"--set {key}: the recipe {path} has no stage '{parts[1]}'")
+    try:
+        value = yaml.safe_load(text) if text else ""
+    except yaml.YAMLError:
+        value = text
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise RecipeError(f"--set {key}: '{part}' is not a mapping in {path}")
+        node = child
+    node[parts[-1]] = value
+
+
+def _check_key(key: str, path: Path) -> None:
+    """Fail on an unknown `--set` key with its own message (it is not in the file)."""
+    parts = key.split(".")
+    node: Any = Recipe
+    for index, part in enumerate(parts):
+        dotted = ".".join(parts[: index + 1])
+        if node == "stages":  # the level below `stages` is a stage name
+            if part not in STEPS:
+                raise RecipeError(f"--set {key}: unknown stage '{dotted}'")
+            node = STEPS.load(part).params_class
+            continue
+        if not dataclasses.is_dataclass(node):
+            raise RecipeError(f"--set {key}: '{dotted}' is not a mapping (recipe {path})")
+        names = {f.name for f in dataclasses.fields(node)} - {"path"}
+        if part not in names:
+            raise RecipeError(f"--set {key}: unknown key '{dotted}' (recipe {path})")
+        node = (
+            "stages" if node is Recipe and part == "stages" else typing.get_type_hints(node)[part]
+        )
+
+
+def _build(cls: type, data: Any, prefix: str, path: Path) -> Any:
+    """Build dataclass `cls` from a mapping, naming the dotted key of any problem."""
+    where = prefix.rstrip(".") or "the top level"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: {where} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "path" or cls is not Recipe}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise RecipeError(f"{path}: unknown key '{prefix}{key}'")
+        if cls is Recipe and key == "stages":
+            kwargs[key] = _build_stages(value, path)
+        else:
+            kwargs[key] = _convert(hints[key], value, f"{prefix}{key}", path)
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise RecipeError(f"{path}: missing key '{prefix}{missing[0]}'")
+    return cls(**kwargs)
+
+
+def _build_stages(data: Any, path: Path) -> dict[str, StepParams]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: stages must be a mapping of stage name to settings")
+    stages = {}
+    for name, settings in data.items():
+        if name not in STEPS:
+            raise RecipeError(f"{path}: unknown stage 'stages.{name}'")
+        params_class = STEPS.load(name).params_class
+        stages[name] = _build(params_class, settings, f"stages.{name}.", path)
+    return stages
+
+
+def _convert(hint: Any, value: Any, key: str, path: Path) -> Any:
+    """Check `value` against a type hint, converting where YAML is loose (int for float)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _convert(option, value, key, path)
+            except RecipeError:
+                continue
+        raise RecipeError(f"{path}: '{key}' must be {_describe(hint)}, got {value!r}")
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, f"{key}.", path)
+    if origin is list:
+        if not isinstance(value, list):
+            raise RecipeError(f"{path}: '{key}' must be a list, got {value!r}")
+        (item,) = typing.get_args(hint) or (Any,)
+        return [_convert(item, v, f"{key}[{i}]", path) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(f"{path}: '{key}' must be a mapping, got {value!r}")
+        return dict(value)
+    if hint is Any:
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # `--set model=123` or a numeric tag is still a string key
+    if hint in (int, float) and isinstance(value, bool):
+        raise RecipeError(f"{path}: '{key}' must be {hint.__name__}, got {value!r}")
+    if isinstance(hint, type) and not isinstance(value, hint):
+        raise RecipeError(f"{path}: '{key}' must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def _describe(hint: Any) -> str:
+    names = [getattr(a, "__name__", str(a)) for a in typing.get_args(hint)]
+    return " or ".join("null" if n == "NoneType" else n for n in names)

@@ -1,0 +1,173 @@
+"""The step runner: with the publisher, the only code that talks to the store.
+
+For each step it pins the input revision, checks the step's declared columns against the
+input, and computes a fingerprint (step, version, parameters, extra settings, input revision).
+If the published head already has that fingerprint, nothing runs. Otherwise the step runs into
+a work folder named by the fingerprint (row stages checkpoint their chunks there, see
+`chunks.py`), and its output, card and manifest are published as one commit whose parent is
+the head the step started from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.errors import StageError
+from builder.pipeline.checkpoint import Checkpoint
+from builder.pipeline.inputs import InputSource
+from builder.pipeline.publish import MANIFEST_FORMAT, publish, read_manifest, update_card
+from builder.pipeline.recipe import Recipe
+from builder.pipeline.step import KINDS, Step, StepContext, StepRun
+from builder.pipeline.step_inputs import Inputs, namespace_of
+from builder.pipeline.versions import software_versions
+from builder.registry import STEPS
+from builder.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepPlan:
+    name: str
+    step: Step
+    repo: str
+    store: Store  # the store of the step's repository type (datasets or models)
+    source: InputSource | None
+    fingerprint: str
+    head: str | None  # the repo's current main, None if the repo does not exist yet
+    manifest: dict | None  # the head's manifest
+
+    @property
+    def current(self) -> bool:
+        return self.manifest is not None and self.manifest["fingerprint"] == self.fingerprint
+
+
+def work_root(recipe: Recipe) -> Path:
+    return Path(recipe.work_dir or ".builder/work").expanduser()
+
+
+def step_context(recipe: Recipe, store: Store) -> StepContext:
+    return StepContext(
+        recipe_name=recipe.name,
+        model=recipe.model,
+        engine=recipe.engine,
+        sandbox=recipe.sandbox,
+        work_dir=str(work_root(recipe)),
+        store=recipe.hub.store,
+        namespace=namespace_of(recipe, store),
+    )
+
+
+def repo_for(recipe: Recipe, name: str, store: Store) -> str:
+    """The repository of step `name`: `<namespace>/<recipe>-<step>`, unless the step names one."""
+    step = STEPS.load(name)(recipe.stages[name], step_context(recipe, store))
+    return step.repo_name() or f"{namespace_of(recipe, store)}/{recipe.name}-{name}"
+
+
+def plan_step(recipe: Recipe, name: str, store: Store) -> StepPlan:
+    """Everything decided before work starts; raises StageError on a bad input."""
+    step = STEPS.load(name)(recipe.stages[name], step_context(recipe, store))
+    return plan(step, repo_for(recipe, name, store), Inputs(recipe, name, store))
+
+
+def plan(step: Step, repo: str, inputs: Inputs) -> StepPlan:
+    """Pin `step`'s input and compare its fingerprint with what `repo` holds."""
+    source = step.open_input(inputs)
+    missing = [c for c in step.reads if c not in source.columns] if source else []
+    if missing and source.num_rows != 0:  # an empty input has no columns: nothing to check
+        raise StageError(
+            f"stage '{step.name}' reads column '{missing[0]}', which {source.describe()} does "
+            f"not have (it has: {', '.join(source.columns) or 'no columns'})"
+        )
+    fingerprint = _fingerprint(step, source)
+    store = open_store(inputs.store.uri, KINDS[step.kind])
+    head = store.resolve(repo) if store.repo_exists(repo) else None
+    manifest = read_manifest(store, repo, head) if head else None
+    return StepPlan(step.name, step, repo, store, source, fingerprint, head, manifest)
+
+
+def _fingerprint(step: Step, source: InputSource | None) -> str:
+    identity = {
+        "stage": step.name,
+        "version": step.version,
+        "params": step.params.fingerprint_items(),
+        "extra": step.fingerprint_extra(),
+        "input": source.ref if source is not None else None,
+    }
+    text = json.dumps(identity, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_step(plan: StepPlan, recipe: Recipe, executor=None) -> str:
+    """Run one planned step; returns the revision that is current afterwards."""
+    work_dir = work_root(recipe)
+    chunk_size = getattr(plan.step, "chunk_size", None)
+    # Chunk boundaries are part of the folder's name: chunks cut differently never mix.
+    folder_name = plan.fingerprint + (f"-c{chunk_size}" if chunk_size else "")
+    checkpoint = Checkpoint(work_dir / plan.repo.replace("/", "--") / folder_name)
+    with checkpoint.locked():
+        if plan.current:
+            log.info("%s: up to date, %s@%s is current", plan.name, plan.repo, plan.head)
+            checkpoint.remove()  # left over if a run died after publishing
+            return plan.head
+        own_executor = executor is None
+        if own_executor:
+            from builder.pipeline.executors.local import LocalExecutor
+
+            executor = LocalExecutor()
+        try:
+            revision = _run_and_publish(plan, recipe, checkpoint, executor)
+        finally:
+            if own_executor:
+                executor.close()
+        checkpoint.remove()
+        return revision
+
+
+def _run_and_publish(plan: StepPlan, recipe: Recipe, checkpoint, executor) -> str:
+    step = plan.step
+    started = time.monotonic()
+    log.info("%s: reading %s, fingerprint %s", plan.name, _describe(plan.source), plan.fingerprint)
+    output = checkpoint.publish_folder()
+    job = StepRun(plan.source, output, checkpoint.folder, executor)
+    facts = step.run(job)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "kind": step.kind,
+        "stage": plan.name,
+        "repo": plan.repo,
+        "stage_version": step.version,
+        "description": step.description,
+        "fingerprint": plan.fingerprint,
+        "settings": step.fingerprint_extra(),  # e.g. the model, the sandbox's limits
+        "input": plan.source.ref if plan.source is not None else None,
+        "params": dataclasses.asdict(step.params),
+        "recipe": {"name": recipe.name, "file": recipe.path, "fingerprint": recipe.fingerprint()},
+        "versions": software_versions(),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **facts,
+    }
+    manifest.setdefault("timings", {"run_s": round(time.monotonic() - started, 2)})
+    title = step.commit_title(manifest, _describe(plan.source))
+    description = f"fingerprint {plan.fingerprint}; recipe {recipe.name} ({recipe.path})"
+    revision = publish(
+        plan.store, plan.repo, output, manifest, step.card(manifest), title, description,
+        parent=plan.head, private=recipe.hub.private,
+    )  # fmt: skip
+    log.info("%s: published %s@%s (%s)", plan.name, plan.repo, revision, step.summary(manifest))
+    for update in step.card_updates(manifest):
+        store = open_store(plan.store.uri, update.repo_type)
+        done = update_card(store, update.repo, update.transform, update.title)
+        if done:
+            log.info("%s: %s (%s@%s)", plan.name, update.title, update.repo, done)
+    return revision
+
+
+def _describe(source: InputSource | None) -> str:
+    return source.describe() if source is not None else "no input"

@@ -1,0 +1,100 @@
+"""What a step can open as its input, pinned: another step's output in the recipe's store, or
+any dataset repository of that store. Steps ask through `Inputs` (their `open_input`), so that
+they never hold the store themselves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from builder.errors import RepoNotFound, StageError
+from builder.pipeline.inputs import ModelInput, StoreInput
+from builder.pipeline.recipe import Recipe
+from builder.store import Store, open_store, split_ref
+
+_namespaces: dict[str, str] = {}
+
+
+def namespace_of(recipe: Recipe, store: Store) -> str:
+    """The recipe's namespace: `hub.namespace`, else the store's default (on the Hub, the
+    token's user: asked once per process)."""
+    if recipe.hub.namespace:
+        return recipe.hub.namespace
+    if store.uri not in _namespaces:
+        _namespaces[store.uri] = store.default_namespace()
+    return _namespaces[store.uri]
+
+
+class Inputs:
+    def __init__(self, recipe: Recipe, name: str, store: Store):
+        self.recipe = recipe
+        self.name = name  # the step that asks
+        self.store = store  # the recipe's dataset store
+
+    def input_spec(self) -> str | None:
+        """The step's `input` key, else the previous step of the recipe ("stage[@revision]")."""
+        return self.recipe.input_stage(self.name)
+
+    def previous_stage(self) -> StoreInput:
+        spec = self.input_spec()
+        if spec is None:
+            raise StageError(
+                f"stage '{self.name}' is first in {self.recipe.path} but reads another stage"
+            )
+        return self.stage(spec)
+
+    def stage_repo(self, stage: str) -> str:
+        from builder.pipeline.runner import repo_for
+
+        return repo_for(self.recipe, stage, self.store)
+
+    def stage(self, spec: str) -> StoreInput:
+        """The output of the recipe's step named in `spec` (`stage` or `stage@revision`)."""
+        stage, revision = split_ref(spec)
+        repo = self.stage_repo(stage)
+        try:
+            return StoreInput(self.store, repo, revision)
+        except RepoNotFound:
+            raise StageError(
+                f"stage '{self.name}' reads stage '{stage}', which is not published in "
+                f"{self.store.uri} ({repo}); run it first"
+            ) from None
+
+    def dataset(self, repo: str, revision: str = "main") -> StoreInput:
+        """Any dataset repository of the store, pinned."""
+        return StoreInput(self.store, repo, revision)
+
+    def models(self) -> Store:
+        """The store's model repositories."""
+        return open_store(self.store.uri, "model")
+
+    def model_of(self, spec: str) -> ModelInput:
+        """The model a step of the recipe published (`stage` or `stage@revision`), pinned, with
+        its files in a local folder under the work directory."""
+        stage, revision = split_ref(spec)
+        repo, models = self.stage_repo(stage), self.models()
+        try:
+            commit = models.resolve(repo, revision)
+        except RepoNotFound:
+            raise StageError(
+                f"stage '{self.name}' reads the model of stage '{stage}', which is not "
+                f"published in {self.store.uri} ({repo}); run it first"
+            ) from None
+        folder = Path(self.recipe.work_dir or ".builder/work").expanduser() / "models"
+        folder = materialize(models, repo, commit, folder / repo.replace("/", "--") / commit)
+        return ModelInput(repo, commit, str(folder))
+
+
+def materialize(store: Store, repo: str, commit: str, folder: Path) -> Path:
+    """A folder holding the files of `repo@commit`, as a model loader expects them (links to
+    the store's copies; made once per commit)."""
+    done = folder / ".complete"
+    if done.exists():
+        return folder
+    files = [f for f in store.list_files(repo, commit) if f != ".gitattributes"]
+    for name, local in store.fetch(repo, commit, files).items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        target.symlink_to(Path(local).resolve())
+    done.touch()
+    return folder

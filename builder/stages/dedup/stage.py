@@ -1,0 +1,150 @@
+"""`dedup`: near-duplicate functions removed with MinHash and LSH, one kept per cluster.
+
+`process` computes each function's MinHash signature (in parallel, chunk by chunk; see
+`builder.stages.dedup.sketch` for the shingling: word-token n-grams) and carries it to
+`finalize` in a `minhash` column. `finalize` walks the functions in input order and drops a
+function whose estimated Jaccard similarity with an already kept function is at least
+`threshold` (`builder.stages.dedup.index`): the first function of a cluster in input order is its
+representative. Dropped rows name it (`duplicate_of`, and `cluster_id`, which kept rows have
+too: both configs can be joined on it), with the similarity in `jaccard_estimate`. The
+signature column is not published (1 KB a row, and meaningless without the parameters).
+
+The result depends only on the input's order, not on chunk size or process count.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage, text_of
+from builder.pipeline.step import StepContext, StepParams, runtime_only
+
+SIGNATURE = "minhash"  # the column carrying signatures from `process` to `finalize`
+_BATCH = 1024  # rows whose band keys `finalize` computes at once
+
+
+@dataclass
+class DedupParams(StepParams):
+    threshold: float = 0.5  # estimated Jaccard similarity at or above which rows are duplicates
+    num_perm: int = 256  # MinHash permutations
+    ngram: int = 5  # tokens per shingle
+    seed: int = 1  # of the permutations (datasketch's default)
+    num_proc: int = runtime_only(0)  # 0: every core
+
+    def __post_init__(self):
+        from builder.errors import RecipeError
+        from builder.stages.dedup.sketch import MAX_NGRAM
+
+        if not 0.0 < self.threshold <= 1.0:
+            raise RecipeError(f"stages.dedup.threshold must be in (0, 1], got {self.threshold}")
+        if not 1 <= self.ngram <= MAX_NGRAM:
+            raise RecipeError(
+                f"stages.dedup.ngram must be between 1 and {MAX_NGRAM}, got {self.ngram}"
+            )
+        if self.num_perm < 16:
+            raise RecipeError(f"stages.dedup.num_perm must be at least 16, got {self.num_perm}")
+
+
+class DedupStage(RowStage):
+    name = "dedup"
+    params_class = DedupParams
+    reads = ("id", "function")
+    adds = ("cluster_id",)
+    version = 1
+    chunk_size = 2000
+    description = "Near-duplicate functions removed (MinHash + LSH), one kept per cluster."
+
+    params: DedupParams
+
+    def __init__(self, params: DedupParams, context: StepContext | None = None):
+        super().__init__(params, context)
+        self._summary: dict = {}
+
+    def num_proc(self) -> int:
+        return self.params.num_proc or len(os.sched_getaffinity(0))
+
+    def process(self, rows: list[Row]) -> ChunkResult:
+        from builder.stages.dedup import signatures
+
+        p = self.params
+        texts = [text_of(row, "function") for row in rows]
+        values = signatures(texts, p.num_perm, p.ngram, p.seed)
+        return ChunkResult(
+            kept=[{**row, SIGNATURE: sig.tobytes()} for row, sig in zip(rows, values)]
+        )
+
+    def finalize(self, rows: Iterable[Row]) -> Iterator[Row | Drop]:
+        import numpy as np
+
+        from builder.stages.dedup import NearDuplicateIndex
+
+        index = NearDuplicateIndex(self.params.threshold, self.params.num_perm)
+        kept_ids: list[str] = []
+        kept_names: list[str] = []
+        sizes: Counter = Counter()
+        rows = iter(rows)
+        while batch := list(itertools.islice(rows, _BATCH)):
+            sigs = np.stack([np.frombuffer(row.pop(SIGNATURE), dtype=np.uint32) for row in batch])
+            all_keys = index.band_keys(sigs).tolist()
+            for row, sig, keys in zip(batch, sigs, all_keys):
+                found = index.match(sig, keys)
+                if found is None:
+                    index.add(sig, keys)
+                    kept_ids.append(row["id"])
+                    kept_names.append(row.get("name") or "")
+                    yield {**row, "cluster_id": row["id"]}
+                    continue
+                kept, similarity = found
+                sizes[kept] += 1
+                representative = kept_ids[kept]
+                dropped = {
+                    **row,
+                    "cluster_id": representative,
+                    "duplicate_of": representative,
+                    "jaccard_estimate": round(similarity, 4),
+                }
+                detail = (
+                    f"near-duplicate of {representative} ({kept_names[kept]}), "
+                    f"estimated Jaccard {similarity:.2f}"
+                )
+                yield Drop(dropped, "near_duplicate", detail)
+        self._summary = {"clusters": len(sizes)}
+        if sizes:
+            kept, size = max(sizes.items(), key=lambda kv: (kv[1], -kv[0]))
+            self._summary["largest"] = (kept_ids[kept], kept_names[kept], size + 1)
+
+    def card_notes(self) -> str:
+        from builder.stages.dedup.index import lsh_params
+
+        p = self.params
+        bands, rows = lsh_params(p.threshold, p.num_perm)
+        lines = [
+            (
+                f"Near-duplicates are found with MinHash ({p.num_perm} permutations, seed {p.seed}, "
+                f"datasketch's `affine32` scheme) over shingles of {p.ngram} consecutive word tokens "
+                "(runs of `\\w` characters: identifiers, keywords, numbers; punctuation and "
+                "whitespace only separate tokens) of the function text, and LSH with "
+                f"{bands} bands of {rows} rows (datasketch's choice for threshold {p.threshold}). "
+                "Functions are taken in input order; one whose estimated Jaccard similarity with a "
+                f"function already kept is at least {p.threshold} is dropped as a duplicate of the "
+                "most similar one (`duplicate_of`, `cluster_id`, `jaccard_estimate`). Kept rows have "
+                "`cluster_id` = their own `id`, so a cluster is its kept row plus the rejected rows "
+                "with the same `cluster_id`."
+            ),
+        ]
+        summary = self._summary
+        if summary.get("largest"):
+            rep_id, rep_name, size = summary["largest"]
+            lines += [
+                "",
+                (
+                    f"Clusters with near-duplicates: {summary['clusters']:,}; the largest has "
+                    f"{size:,} functions (kept: `{rep_id}`, `{rep_name}`)."
+                ),
+            ]
+        return "\n".join(lines)
+

@@ -1,0 +1,160 @@
+"""`eval`: a model generates for HumanEval+, MBPP+, DS-1000 or LiveCodeBench, its samples are
+graded in the sandbox with EvalPlus's verdicts, and the results are published as a dataset
+(one config per benchmark: every sample, its code and verdicts) whose card has the scores.
+
+The model is the step's `model` key, else the output of the step named in `input` (a model
+repository of the recipe's store, e.g. the `train` step's), else the recipe's `model`; it is
+pinned to a revision before any work. When the model is a repository of the store, its card's
+`model-index` gets the scores. `builder eval --model` is a front end to this step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from builder.evaluation.card import _headline as headline
+from builder.evaluation.card import (
+    evaluation_facts,
+    is_repo_id,
+    model_index_transform,
+    render_card,
+    write_rows,
+)
+from builder.evaluation.prompts import PROMPTS_FILE
+from builder.evaluation.run import GenerationSettings, GradingSetup, Selection, benchmark_name
+from builder.pipeline.inputs import ModelInput
+from builder.pipeline.step import CardUpdate, Step, StepParams, StepRun, runtime_only
+
+DEFAULT_CACHE = "~/.cache/code-instruct-builder/eval"
+
+
+@dataclass
+class EvalParams(StepParams):
+    model: str | None = None  # a Hub id or a folder; None: the input step's model, or the recipe's
+    revision: str | None = None
+    benchmarks: list[str] = field(default_factory=lambda: ["humaneval+", "mbpp+"])
+    # benchmark -> its release file (DS-1000 and LiveCodeBench need one; EvalPlus's are shipped)
+    data_files: dict[str, str] = field(default_factory=dict)
+    lcb_release: str | None = None  # LiveCodeBench: release_v1 .. release_v6
+    start_date: str | None = None  # LiveCodeBench: first contest date, YYYY-MM-DD
+    end_date: str | None = None
+    n_samples: int = 1  # per task, for pass@k
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 512
+    seed: int = 0
+    template: str = "sc2-instruct"  # builder/evaluation/prompts/instruct.yaml
+    # Grading: EvalPlus's options, with its defaults.
+    test_details: bool = False
+    min_time_limit: float = 1.0
+    gt_time_limit_factor: float = 4.0
+    base_only: bool = False
+    run_plus_after_base_fail: bool = runtime_only(False)  # scores unchanged
+    fix_find_zero: bool = False
+    sandbox: str | None = None  # None: the recipe's sandbox.backend
+    engine: str | None = runtime_only(None)  # None: the recipe's engine.backend
+    batch_size: int = runtime_only(8)
+    workers: int | None = runtime_only(None)
+    cache_dir: str = runtime_only(DEFAULT_CACHE)
+    repo: str | None = runtime_only(None)  # None: <namespace>/<recipe>-eval
+
+
+class EvalStep(Step):
+    name = "eval"
+    kind = "evaluation"
+    params_class = EvalParams
+    description = "Scores of a model on code benchmarks, every sample with its verdicts."
+
+    params: EvalParams
+
+    def __init__(self, params: EvalParams, context=None):
+        super().__init__(params, context)
+        self.results: list = []  # of the last run, for the `builder eval` front end
+
+    def open_input(self, inputs) -> ModelInput:
+        p = self.params
+        if p.model is None and p.input is not None:  # a model step of the recipe
+            return inputs.model_of(p.input)
+        return ModelInput(p.model or self.context.model, p.revision)
+
+    def repo_name(self) -> str | None:
+        return self.params.repo
+
+    def fingerprint_extra(self) -> dict[str, Any]:
+        p = self.params
+        data = {b: _file_digest(p.data_files.get(b)) for b in self.benchmarks()}
+        return {
+            "evalplus": metadata.version("evalplus"),
+            "sandbox": self._sandbox(),
+            "data": data,
+            "prompts": _file_digest(str(PROMPTS_FILE)),
+        }
+
+    def benchmarks(self) -> list[str]:
+        return [benchmark_name(b) for b in self.params.benchmarks]
+
+    def _sandbox(self) -> str:
+        return self.params.sandbox or getattr(self.context.sandbox, "backend", None) or "local"
+
+    def run(self, job: StepRun) -> dict[str, Any]:
+        from builder.evaluation.evalplus_grader import GradeOptions
+        from builder.evaluation.run import evaluate_model
+
+        p = self.params
+        options = GradeOptions(
+            fast_check=not p.test_details, min_time_limit=p.min_time_limit,
+            gt_time_limit_factor=p.gt_time_limit_factor, base_only=p.base_only,
+            skip_plus_on_base_fail=not p.run_plus_after_base_fail, fix_find_zero=p.fix_find_zero,
+        )  # fmt: skip
+        setup = GradingSetup(self._sandbox(), p.workers, Path(p.cache_dir).expanduser(), options)
+        engine = p.engine or getattr(self.context.engine, "backend", None) or "transformers"
+        gen = GenerationSettings(
+            backend=engine, n_samples=p.n_samples, temperature=p.temperature, top_p=p.top_p,
+            max_tokens=p.max_tokens, seed=p.seed, template=p.template, batch_size=p.batch_size,
+        )  # fmt: skip
+        selection = Selection(p.lcb_release, p.start_date, p.end_date)
+        model = job.source
+        self.results = [
+            result
+            for benchmark in self.benchmarks()
+            for result in evaluate_model(
+                model.path, model.revision, [benchmark], p.data_files.get(benchmark), setup, gen,
+                p.limit, selection,
+            )
+        ]  # fmt: skip
+        generation = {**dataclasses.asdict(gen), "limit": p.limit}
+        return {
+            **evaluation_facts(model.name, model.revision, self.results, generation),
+            "splits": write_rows(job.output, self.results),
+        }
+
+    def card(self, manifest: dict[str, Any]) -> str:
+        return render_card(manifest, manifest["repo"])
+
+    def commit_title(self, manifest: dict[str, Any], source: str) -> str:
+        scores = manifest["benchmarks"].items()
+        return "eval: " + ", ".join(f"{b} {headline(e['scores']):.3f}" for b, e in scores)
+
+    def summary(self, manifest: dict[str, Any]) -> str:
+        return self.commit_title(manifest, "")
+
+    def card_updates(self, manifest: dict[str, Any]) -> list[CardUpdate]:
+        if not is_repo_id(manifest["model"]):
+            return []
+        transform = model_index_transform(manifest)
+        return [CardUpdate("model", manifest["model"], transform, "eval: update model-index")]
+
+
+def _file_digest(path: str | None) -> str | None:
+    """A file's SHA-256 (None for a benchmark's shipped default, which its version pins)."""
+    if path is None:
+        return None
+    try:
+        return hashlib.sha256(Path(path).expanduser().read_bytes()).hexdigest()
+    except OSError:
+        return f"unreadable:{path}"

@@ -1,0 +1,177 @@
+"""`execute`: run the code and tests of every response sample in the sandbox.
+
+The program is the response's fenced Python blocks, in order (the implementation, then the
+tests). Every sample gets a status (`pass`, `fail`, `timeout`, `error`, or `no_code` when the
+response has no Python block), a duration and a short error; nothing is dropped here, `select`
+decides. Verdicts are cached by the program's hash and the sandbox settings (see
+`exec_cache.py`), so a rerun or a resume after `kill -9` executes nothing twice. If the sandbox
+itself keeps failing (`infra_error` after its own retries), the chunk fails and nothing is
+published: a rerun retries just those programs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from builder.errors import StageError
+from builder.pipeline.rows import ChunkResult, Row, RowStage
+from builder.pipeline.step import StepParams, runtime_only
+from builder.sandbox import get_sandbox
+from builder.stages.execute.verdict_cache import VerdictCache, program_key
+
+log = logging.getLogger(__name__)
+
+_PYTHON_BLOCK = re.compile(r"```(?:python|py|python3)[ \t]*\n(.*?)```", re.S | re.I)
+_KEPT_OUTPUT = 1000  # characters of stdout/stderr kept per sample
+
+
+@dataclass
+class ExecuteParams(StepParams):
+    code_column: str = "response"
+    timeout_s: float = 10.0
+    memory_mb: int = 4096
+    # Programs per sandbox call: verdicts are committed per batch, so a kill re-runs at most one.
+    batch_size: int = runtime_only(16)
+    workers: int = runtime_only(0)  # sandbox workers; 0: every core
+
+
+def program_from_response(text: str | None) -> str | None:
+    """The fenced Python blocks of a response joined in order, or None if there is none."""
+    blocks = [b.strip("\n") for b in _PYTHON_BLOCK.findall(text or "")]
+    blocks = [b for b in blocks if b.strip()]
+    return "\n\n\n".join(blocks) + "\n" if blocks else None
+
+
+class ExecuteStage(RowStage):
+    name = "execute"
+    params_class = ExecuteParams
+    adds = (
+        "exec_status",
+        "exec_duration_s",
+        "exec_error",
+        "exec_stdout",
+        "exec_stderr",
+        "exec_program_hash",
+    )
+    chunk_size = 1024
+    description = "Every response sample's code and tests, run in a sandbox: status for each."
+
+    params: ExecuteParams
+
+    def __init__(self, params, context=None):
+        super().__init__(params, context)
+        self.reads = (params.code_column,)
+
+    def fingerprint_extra(self) -> dict[str, Any]:
+        # What can change a verdict, known without starting a worker pool: the backend, its
+        # limits, the harness's version and the interpreter the programs run on. (A backend's
+        # other settings, e.g. a docker image recipe, are in each verdict's cache key.)
+        import platform
+
+        from builder.sandbox.local import HARNESS_VERSION
+
+        return {
+            "sandbox": self._sandbox_config(),
+            "harness": HARNESS_VERSION,
+            "python": platform.python_version(),
+        }
+
+    def _sandbox_config(self) -> dict[str, Any]:
+        backend = getattr(self.context.sandbox, "backend", None) or "local"
+        return {"backend": backend, "limits": dataclasses.asdict(self._limits())}
+
+    def _limits(self):
+        from builder.sandbox import SandboxLimits
+
+        return SandboxLimits(
+            timeout_s=self.params.timeout_s,
+            cpu_time_s=max(1, int(self.params.timeout_s) + 1),
+            memory_bytes=self.params.memory_mb << 20,
+        )
+
+    def _open(self):
+        """The worker's sandbox pool and verdict cache, opened on its first chunk."""
+        config = self._sandbox_config()
+        options: dict[str, Any] = {"limits": self._limits()}
+        if self.params.workers:
+            options["workers"] = self.params.workers
+        key = json.dumps({**config, "workers": self.params.workers}, sort_keys=True)
+        resources = self.worker_resources
+        sandbox = resources.get(
+            ("sandbox", key), lambda: get_sandbox(config["backend"], **options), group="sandbox"
+        )
+        path = Path(self.context.work_dir) / "cache" / "execute.sqlite"
+        cache = resources.get(("verdicts", str(path)), lambda: VerdictCache(path))
+        return sandbox, cache
+
+    def process(self, rows: list[Row]) -> ChunkResult:
+        sandbox, cache = self._open()
+        fingerprint = sandbox.settings_fingerprint()
+        programs = [program_from_response(row.get(self.params.code_column)) for row in rows]
+        keys = [program_key(p, fingerprint) if p is not None else None for p in programs]
+        verdicts = cache.get_many([k for k in keys if k])
+        stats = Counter(cache_hits=len(verdicts))
+        missing = {k: p for k, p in zip(keys, programs) if k and k not in verdicts}
+        stats["cache_misses"] = len(missing)
+        self._run(sandbox, cache, missing, verdicts)
+        result = ChunkResult(stats=stats)
+        for row, key in zip(rows, keys):
+            verdict = verdicts.get(key) if key else None
+            result.kept.append({**row, **_columns(verdict, key)})
+            stats[f"status:{verdict['status'] if verdict else 'no_code'}"] += 1
+        return result
+
+    def _run(self, sandbox, cache, missing: dict[str, str], verdicts: dict[str, dict]) -> None:
+        from builder.sandbox import Program
+
+        items = list(missing.items())
+        for start in range(0, len(items), self.params.batch_size):
+            batch = items[start : start + self.params.batch_size]
+            results = sandbox.run([Program(id=key, code=code) for key, code in batch])
+            fresh = {r.id: _verdict(r) for r in results}
+            cache.put_many(fresh)
+            broken = [k for k, v in fresh.items() if v["status"] == "infra_error"]
+            if broken:
+                raise StageError(
+                    f"execute: the {sandbox.name} sandbox failed on {len(broken)} programs "
+                    f"({fresh[broken[0]]['error']}); finished verdicts are cached, rerun to retry"
+                )
+            verdicts.update(fresh)
+
+
+def _verdict(result) -> dict:
+    return {
+        "status": result.status,
+        "duration_s": round(result.duration_s, 4),
+        "exit_code": result.exit_code,
+        "error": result.error[:500],
+        "stdout": result.stdout[:_KEPT_OUTPUT],
+        "stderr": result.stderr[-_KEPT_OUTPUT:],  # the end of a traceback says most
+    }
+
+
+def _columns(verdict: dict | None, key: str | None) -> Row:
+    if verdict is None:
+        return {
+            "exec_status": "no_code",
+            "exec_duration_s": 0.0,
+            "exec_error": "the response has no Python code block",
+            "exec_stdout": "",
+            "exec_stderr": "",
+            "exec_program_hash": None,
+        }
+    return {
+        "exec_status": verdict["status"],
+        "exec_duration_s": verdict["duration_s"],
+        "exec_error": verdict["error"],
+        "exec_stdout": verdict["stdout"],
+        "exec_stderr": verdict["stderr"],
+        "exec_program_hash": key,
+    }

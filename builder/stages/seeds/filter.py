@@ -1,0 +1,108 @@
+"""`filter`: static rules that keep functions worth turning into seeds.
+
+Rules run in a fixed order and the first one a function fails is its drop reason:
+
+1. `no_return_value`: the function itself has no `return <expression>` (one in a nested def
+   does not count). Functions that return nothing are hard to test by execution.
+2. `no_arguments`: fewer than `min_args` parameters (any kind counts, `*args` included).
+3. `too_long`: more than `max_lines` lines.
+4. `bad_word`: one of `bad_words` (todo, fixme, bug) anywhere in the text, case-insensitive,
+   as a whole word (`debug` passes) unless `bad_word_substrings`, which is how the published
+   pipeline matched them.
+5. `bad_import`: imports one of `bad_imports` (argparse, os, sys, ...) or a submodule of one
+   anywhere inside the function, or uses one by name without importing it (the `imports` stage
+   would import it: the published pipeline applied this rule after import inference).
+
+A text that does not parse is dropped as `syntax_error`, one that is not a function definition
+as `not_a_function` (neither comes out of `extract`). Kept rows are unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
+from builder.pipeline.step import StepContext, StepParams, runtime_only
+from builder.stages.seeds import function_rules as rules
+
+
+@dataclass
+class FilterParams(StepParams):
+    max_lines: int = 150
+    min_args: int = 1
+    bad_words: list[str] = field(default_factory=lambda: ["todo", "fixme", "bug"])
+    bad_word_substrings: bool = False  # True: match bad words inside other words, as published
+    bad_imports: list[str] = field(
+        default_factory=lambda: [
+            "argparse", "os", "subprocess", "sys", "setuptools", "distutils", "matplotlib",
+            "seaborn",
+        ]
+    )
+    num_proc: int = runtime_only(0)  # 0: every core
+
+
+class FilterStage(RowStage):
+    name = "filter"
+    params_class = FilterParams
+    reads = ("function",)
+    adds = ()
+    chunk_size = 2000
+    description = "Functions that return a value, take arguments, are short, and import nothing hard to run."
+
+    params: FilterParams
+
+    def __init__(self, params: FilterParams, context: StepContext | None = None):
+        super().__init__(params, context)
+        self._bad_words = rules.bad_word_pattern(params.bad_words, params.bad_word_substrings)
+        self._bad_imports = set(params.bad_imports)
+
+    def num_proc(self) -> int:
+        return self.params.num_proc or len(os.sched_getaffinity(0))
+
+    def process(self, rows: list[Row]) -> ChunkResult:
+        result = ChunkResult()
+        for row in rows:
+            failure = self.first_failure(row["function"])
+            if failure is None:
+                result.kept.append(row)
+            else:
+                result.dropped.append(Drop(row, *failure))
+        return result
+
+    def first_failure(self, text: str) -> tuple[str, str] | None:
+        """(reason, detail) of the first rule `text` fails, or None if it passes them all."""
+        try:
+            node = rules.parse_function(text)
+        except rules.NotAFunction as err:
+            return "not_a_function", str(err)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+            return "syntax_error", f"{type(err).__name__}: {getattr(err, 'msg', None) or err}"[:200]
+        checks = (
+            ("no_return_value", lambda: rules.no_return_value(node)),
+            ("no_arguments", lambda: rules.too_few_arguments(node, self.params.min_args)),
+            ("too_long", lambda: rules.too_long(text, self.params.max_lines)),
+            ("bad_word", lambda: rules.bad_word(text, self._bad_words)),
+            ("bad_import", lambda: rules.bad_import(node, self._bad_imports)),
+        )
+        for reason, check in checks:
+            detail = check()
+            if detail is not None:
+                return reason, detail
+        return None
+
+    def card_notes(self) -> str:
+        p = self.params
+        matching = "as substrings" if p.bad_word_substrings else "as whole words"
+        return (
+            "Rules, in order (a function is dropped for the first it fails): a `return` with a "
+            f"value in the function itself (`no_return_value`); at least {p.min_args} "
+            f"parameter(s) of any kind (`no_arguments`); at most {p.max_lines} lines "
+            f"(`too_long`); none of {', '.join(p.bad_words) or 'no words'} anywhere in the "
+            f"text, case-insensitive, {matching} (`bad_word`); no import of "
+            f"{', '.join(p.bad_imports) or 'nothing'} (or their submodules) inside the function "
+            "and no use of one of them as an undefined name, which import inference would "
+            "turn into an import (`bad_import`). The published pipeline matched bad words and "
+            "bad imports as substrings of the text after import inference (so `debug` counted "
+            "as `bug` and `import osgeo` as `import os`)."
+        )

@@ -1,0 +1,130 @@
+"""`select`: from every executed response sample to the final SFT pairs.
+
+A sample is a candidate when it passed its own tests and its response has the four parts in
+order with exactly one tests block that asserts on the implementation, and no sign of being
+unfinished (todo, fixme, "your code here"). Then, across the whole dataset (in `finalize`):
+identical responses (after whitespace normalisation) are kept once; samples are grouped by
+their whitespace-normalised instruction, so the same task under two ids is one task; and one
+candidate per task is chosen at random with `seed`. The choice ranks candidates by a hash of
+(seed, task, sample), so it does not depend on chunking and needs one row per task in memory.
+
+Published columns: `instruction`, `response`, `messages` (user/assistant, for TRL's SFTTrainer)
+and every input column for lineage back to the seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
+from builder.pipeline.step import StepParams
+from builder.stages.select.sft_format import (
+    normalise,
+    remove_tests_section,
+    strip_comments_in_blocks,
+)
+
+_RANK = "_select_rank"
+_GROUP = "_select_group"
+
+
+@dataclass
+class SelectParams(StepParams):
+    seed: int = 0
+    strip_comments: bool = False
+    remove_tests: bool = False
+    incomplete_markers: list[str] = field(
+        default_factory=lambda: ["todo", "fixme", "your code here"]
+    )
+
+
+class SelectStage(RowStage):
+    name = "select"
+    params_class = SelectParams
+    reads = ("instruction", "response", "exec_status")
+    adds = ("instruction", "response", "messages")
+    chunk_size = 4096
+    description = "One passing, well-formed response per instruction: the SFT dataset."
+
+    params: SelectParams
+
+    def process(self, rows: list[Row]) -> ChunkResult:
+        result = ChunkResult()
+        for row in rows:
+            reason, detail = self._reject_reason(row)
+            if reason:
+                result.dropped.append(Drop(row, reason, detail))
+                continue
+            group = normalise(row["instruction"])
+            sample = f"{normalise(row['response'])}"
+            rank = hashlib.sha256(f"{self.params.seed}\0{group}\0{sample}".encode()).hexdigest()
+            result.kept.append({**row, _GROUP: group, _RANK: rank})
+        return result
+
+    def _reject_reason(self, row: Row) -> tuple[str, str]:
+        from builder.stages.generation.parse import parse_response
+
+        if row["exec_status"] != "pass":
+            return "not_passed", f"{row['exec_status']}: {row.get('exec_error') or ''}"[:200]
+        response = row["response"] or ""
+        parsed = parse_response(response)
+        if not parsed.ok:
+            return f"malformed_{parsed.error}", parsed.detail
+        tests_section = response.split("[Tests]", 1)[-1]
+        if tests_section.count("```") != 2:
+            return "malformed_tests_blocks", "the tests are not exactly one code block"
+        lowered = response.lower()
+        marker = next((m for m in self.params.incomplete_markers if m.lower() in lowered), None)
+        if marker:
+            return "incomplete", f"contains {marker!r}"
+        return "", ""
+
+    def finalize(self, rows: Iterable[Row]) -> Iterator[Row | Drop]:
+        responses_seen: set[str] = set()
+        chosen: dict[str, Row] = {}  # task -> its best-ranked candidate so far, in first-seen order
+        for row in rows:
+            key = hashlib.sha256(normalise(row["response"]).encode()).hexdigest()
+            if key in responses_seen:
+                yield Drop(_public(row), "duplicate_response", "same response as an earlier sample")
+                continue
+            responses_seen.add(key)
+            best = chosen.get(row[_GROUP])
+            if best is None:
+                chosen[row[_GROUP]] = row
+                continue
+            loser = row if row[_RANK] >= best[_RANK] else best
+            if loser is best:
+                chosen[row[_GROUP]] = row
+            yield Drop(
+                _public(loser), "not_chosen", "another passing sample was chosen for this task"
+            )
+        for row in chosen.values():
+            yield self._sft_row(_public(row))
+
+    def _sft_row(self, row: Row) -> Row:
+        response = row["response"]
+        if self.params.remove_tests:
+            response = remove_tests_section(response)
+        if self.params.strip_comments:
+            response = strip_comments_in_blocks(response)
+        messages = [
+            {"role": "user", "content": row["instruction"]},
+            {"role": "assistant", "content": response},
+        ]
+        return {**row, "response": response, "messages": messages}
+
+    def card_notes(self) -> str:
+        flags = (
+            f"strip_comments={self.params.strip_comments}, remove_tests={self.params.remove_tests}"
+        )
+        return (
+            f"One response per task, chosen at random with seed {self.params.seed} among the "
+            f"samples that passed their own tests and are well formed ({flags}). `messages` is "
+            "ready for TRL's SFTTrainer."
+        )
+
+
+def _public(row: Row) -> Row:
+    return {k: v for k, v in row.items() if k not in (_RANK, _GROUP)}
