@@ -161,6 +161,8 @@ def _check_key(key: str, path: Path) -> None:
                 raise RecipeError(f"--set {key}: unknown stage '{dotted}'")
             node = STEPS.load(part).params_class
             continue
+        if _is_mapping(node):  # a free-form mapping (e.g. TRL's options): its class checks it
+            return
         if not dataclasses.is_dataclass(node):
             raise RecipeError(f"--set {key}: '{dotted}' is not a mapping (recipe {path})")
         names = {f.name for f in dataclasses.fields(node)} - {"path"}
@@ -169,6 +171,12 @@ def _check_key(key: str, path: Path) -> None:
         node = (
             "stages" if node is Recipe and part == "stages" else typing.get_type_hints(node)[part]
         )
+
+
+def _is_mapping(hint: Any) -> bool:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_is_mapping(h) for h in typing.get_args(hint) if h is not type(None))
+    return hint is dict or typing.get_origin(hint) is dict
 
 
 def _build(cls: type, data: Any, prefix: str, path: Path) -> Any:
@@ -197,7 +205,10 @@ def _build(cls: type, data: Any, prefix: str, path: Path) -> Any:
     ]
     if missing:
         raise RecipeError(f"{path}: missing key '{prefix}{missing[0]}'")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except RecipeError as err:  # a parameter class's own check (e.g. a TRL option's name)
+        raise RecipeError(f"{path}: {err}") from None
 
 
 def _build_stages(data: Any, path: Path) -> dict[str, StepParams]:
