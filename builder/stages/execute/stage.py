@@ -22,7 +22,7 @@ from typing import Any
 
 from builder.errors import StageError
 from builder.pipeline.rows import ChunkResult, Row, RowStage
-from builder.pipeline.step import StepParams, runtime_only
+from builder.pipeline.step import StepParams, bounded, runtime_only
 from builder.sandbox import Program, SandboxLimits, get_sandbox
 from builder.sandbox.local import HARNESS_VERSION
 from builder.stages.execute.verdict_cache import VerdictCache, program_key
@@ -36,11 +36,11 @@ _KEPT_OUTPUT = 1000  # characters of stdout/stderr kept per sample
 @dataclass
 class ExecuteParams(StepParams):
     code_column: str = "response"
-    timeout_s: float = 10.0
-    memory_mb: int = 4096
+    timeout_s: float = bounded(10.0, gt=0)
+    memory_mb: int = bounded(4096, ge=1)
     # Programs per sandbox call: verdicts are committed per batch, so a kill re-runs at most one.
-    batch_size: int = runtime_only(16)
-    workers: int = runtime_only(0)  # sandbox workers; 0: every core
+    batch_size: int = runtime_only(16, ge=1)
+    workers: int = runtime_only(0, ge=0)  # sandbox workers; 0: every core
 
 
 def program_from_response(text: str | None) -> str | None:
