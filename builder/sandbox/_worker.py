@@ -187,11 +187,9 @@ def _verdict(event, status, usage, report, nonce, pid, cfg):
 def _wipe_scratch(keep=()):
     """Empty /tmp and /dev/shm, but for the read-only mounts in `keep` (an environment that lives
     under /tmp) and the directories that lead to them; False if something could not be removed."""
-    keep = set(keep)
-    leads = {os.path.dirname(path) for path in keep}  # and every directory above those:
-    for path in list(leads):
-        while path not in SCRATCH_DIRS and path != "/":
-            path = os.path.dirname(path)
+    keep, leads = set(keep), set()
+    for path in keep:
+        while (path := os.path.dirname(path)) not in ("/", *SCRATCH_DIRS):
             leads.add(path)
     for root in SCRATCH_DIRS:
         # The program may have taken the permissions away from its directories: give them back
@@ -203,16 +201,18 @@ def _wipe_scratch(keep=()):
                     os.chmod(os.path.join(dirpath, name), 0o700)
                 except OSError:
                     pass
-        _empty(root, keep, leads)
-    return not any(_left_in(root, keep, leads) for root in SCRATCH_DIRS)
+    left = [_empty(root, keep, leads) for root in SCRATCH_DIRS]  # both, whatever the first says
+    return not any(left)
 
 
 def _empty(directory, keep, leads):
+    """Remove what `directory` holds but `keep` and `leads`; True if something is left."""
+    left = False
     for entry in os.scandir(directory):
         if entry.path in keep:
             continue
         if entry.path in leads and entry.is_dir(follow_symlinks=False):
-            _empty(entry.path, keep, leads)
+            left = _empty(entry.path, keep, leads) or left
         elif entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)
         else:
@@ -220,18 +220,7 @@ def _empty(directory, keep, leads):
                 os.unlink(entry.path)
             except OSError:
                 pass
-
-
-def _left_in(directory, keep, leads):
-    """Whether anything but the kept mounts and the way to them is left."""
-    for entry in os.scandir(directory):
-        if entry.path in keep:
-            continue
-        if not (entry.path in leads and entry.is_dir(follow_symlinks=False)):
-            return True
-        if _left_in(entry.path, keep, leads):
-            return True
-    return False
+    return left or any(e.path not in keep | leads for e in os.scandir(directory))
 
 
 def _ipc_left():
