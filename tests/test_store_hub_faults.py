@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from builder.store import open_store
+from builder.store.hub_calls import Limits, install_timeouts
 from tests.helpers import TINY, export_rows, run_cli, write_corpus
 
 
@@ -25,6 +26,7 @@ def hub(fake_hub, monkeypatch):
     monkeypatch.setenv("BUILDER_HUB_RETRY_WAIT", "0")
     yield fake_hub
     fake_hub.clear_faults()  # stalled requests end; their clients have gone
+    install_timeouts(Limits().timeout)  # the shared client's default again, for later tests
 
 
 def run_args(name, tmp_path):
