@@ -17,7 +17,7 @@ from builder.errors import CommitConflict, RepoNotFound, RevisionNotFound, Store
 from builder.store.base import CommitInfo, RepoRefs, Store
 
 log = logging.getLogger(__name__)
-REPO_TYPES = ("dataset", "model")
+REPO_TYPES = ("dataset", "model", "space")
 
 
 class HubStore(Store):
@@ -39,7 +39,10 @@ class HubStore(Store):
 
     def create_repo(self, repo: str, private: bool) -> None:
         with _hub_errors(repo):
-            self.api.create_repo(repo, repo_type=self.repo_type, private=private, exist_ok=True)
+            self.api.create_repo(
+                repo, repo_type=self.repo_type, private=private, exist_ok=True,
+                **({"space_sdk": "gradio"} if self.repo_type == "space" else {}),
+            )  # fmt: skip
 
     def resolve(self, repo: str, revision: str = "main") -> str:
         with _hub_errors(repo, revision):
@@ -96,6 +99,19 @@ class HubStore(Store):
         if missing:
             raise StoreError(f"file '{missing[0]}' not found in {repo}@{revision}")
         return local
+
+    def open_file(self, repo: str, revision: str, path: str):
+        from urllib.parse import quote
+
+        from huggingface_hub import HfFileSystem
+
+        prefix = {"dataset": "datasets/", "space": "spaces/"}.get(self.repo_type, "")
+        try:
+            with _hub_errors(repo, revision):
+                # Byte ranges on demand: a page of a million-row split costs its row groups.
+                return HfFileSystem().open(f"{prefix}{repo}@{quote(revision, safe='')}/{path}")
+        except FileNotFoundError:
+            raise StoreError(f"file '{path}' not found in {repo}@{revision}") from None
 
     def commit(
         self,
