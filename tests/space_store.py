@@ -33,12 +33,15 @@ RESPONSE = (
     "[Reasoning]\nsample {i}\n[Implementation]\n```python\n{function}```\n"
     "[Explanation]\nIt works.\n[Tests]\n```python\nassert True\n```\n"
 )
-# pass@1 (fractions) of each evaluated revision: base model, step 1, step 2.
+# pass@1 (fractions) of each evaluated revision: the base model, two checkpoints, the final
+# model on main (whose manifest says it is step 3), and the training step each stands at.
 SCORES = {
     "base": {"base": 0.25, "plus": 0.125},
     "step-000001": {"base": 0.5, "plus": 0.25},
     "step-000002": {"base": 0.75, "plus": 0.5},
+    "main": {"base": 0.875, "plus": 0.625},
 }
+STEPS = {"base": 0, "step-000001": 1, "step-000002": 2, "main": 3}
 
 
 def overrides(root: Path, tiny_model: Path) -> list[str]:
@@ -233,6 +236,7 @@ def _models(root: Path, tiny_model: Path) -> dict[str, str]:
                 "stage": "train",
                 "repo": repo,
                 "branch": branch,
+                "global_step": STEPS[branch],
                 "created_at": "2026-11-30T00:00:00Z",
             }
             commits[branch] = publish(

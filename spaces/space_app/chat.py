@@ -156,7 +156,8 @@ def stream_local(tokenizer, model, messages: list[dict], settings: Settings) -> 
 
     options = {"max_new_tokens": int(settings.max_tokens), "streamer": streamer}
     options["stopping_criteria"] = StoppingCriteriaList([_Stopped()])
-    options["pad_token_id"] = tokenizer.pad_token_id or tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id
+    options["pad_token_id"] = tokenizer.eos_token_id if pad is None else pad
     if settings.temperature > 0:
         options.update(do_sample=True, temperature=float(settings.temperature))
     else:

@@ -4,7 +4,8 @@ steps, beside published reference scores, and each task's generated code and ver
 An evaluation is a commit of an evaluation repository (`kind: evaluation` in its manifest).
 Its model is named by the manifest (`model`, `model_revision`); a revision of one of the
 recipe's model repositories is placed at the training step its branch names (`step-000500` ->
-500, a branch whose name ends in a number), the recipe's base model at step 0. Two evaluations
+500, a branch whose name ends in a number), or else the step its model manifest records
+(`global_step`), the recipe's base model at step 0. Two evaluations
 of the same model revision are merged, the newer one's score winning per benchmark.
 """
 
@@ -82,12 +83,22 @@ def _place(catalog: Catalog, entries: list[Evaluation]) -> None:
         if entry.model in branches:
             names = sorted(b for b, c in branches[entry.model].items() if c == revision)
             steps = [int(m.group(1)) for b in names if (m := _STEP.search(b))]
-            entry.step = max(steps) if steps else None
+            entry.step = max(steps) if steps else _manifest_step(catalog, entry)
             entry.label = f"{entry.model}@{'/'.join(names) or revision[:12]}"
         elif entry.model == config.base_model:
             entry.step, entry.label = 0, f"base: {entry.model}"
         else:
             entry.label = f"{entry.model}@{revision[:12]}"
+
+
+def _manifest_step(catalog: Catalog, entry: Evaluation) -> int | None:
+    """A model revision whose branch names no step (e.g. the final model on main): the training
+    step its manifest records (`global_step` or `step`), if it records one."""
+    if not entry.model_revision:
+        return None
+    manifest = catalog.manifest(entry.model, entry.model_revision, "model") or {}
+    step = manifest.get("global_step", manifest.get("step"))
+    return step if isinstance(step, int) else None
 
 
 @functools.cache

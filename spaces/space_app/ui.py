@@ -137,7 +137,7 @@ def data_tab(h: Handlers, stages: list[str], loads: list):
         detail = gr.Code(label="row", language="json", elem_id="row-detail")
     selected = gr.Number(visible=False, precision=0)
     trace = gr.Button("Trace this row's provenance ▶", elem_id="trace-row")
-    cursor = gr.State(None)
+    cursor = gr.Number(None, visible=False, precision=0)  # where "more" starts; in the API too
 
     view = [revision, split, lineage, card, hub, column, rows, info, number, status]
     stage.change(h.stage, [stage], view, api_name="stage")
