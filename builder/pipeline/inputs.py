@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+from builder.engines.model import resolve_model
 from builder.errors import StageError
 from builder.pipeline.executors.base import ChunkTask
 from builder.pipeline.publish import read_manifest
@@ -121,8 +122,6 @@ class ModelInput(InputSource):
     columns: list[str] = []
 
     def __init__(self, name: str, revision: str | None, path: str | None = None):
-        from builder.engines.model import resolve_model
-
         ref = resolve_model(path or name, revision)
         self.name, self.path, self.revision = name, path or name, ref.revision
         self.ref = {"kind": "model", "repo": name, "revision": ref.revision}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from builder.errors import StageError
 from builder.pipeline.checkpoint import Checkpoint
+from builder.pipeline.executors.local import LocalExecutor
 from builder.pipeline.inputs import InputSource
 from builder.pipeline.publish import MANIFEST_FORMAT, publish, read_manifest, update_card
 from builder.pipeline.recipe import Recipe
@@ -118,8 +119,6 @@ def run_step(plan: StepPlan, recipe: Recipe, executor=None) -> str:
             return plan.head
         own_executor = executor is None
         if own_executor:
-            from builder.pipeline.executors.local import LocalExecutor
-
             executor = LocalExecutor()
         try:
             revision = _run_and_publish(plan, recipe, checkpoint, executor)

@@ -25,8 +25,15 @@ from builder.evaluation.card import (
     render_card,
     write_rows,
 )
+from builder.evaluation.evalplus_grader import GradeOptions
 from builder.evaluation.prompts import PROMPTS_FILE
-from builder.evaluation.run import GenerationSettings, GradingSetup, Selection, benchmark_name
+from builder.evaluation.run import (
+    GenerationSettings,
+    GradingSetup,
+    Selection,
+    benchmark_name,
+    evaluate_model,
+)
 from builder.pipeline.inputs import ModelInput
 from builder.pipeline.step import CardUpdate, Step, StepParams, StepRun, runtime_only
 
@@ -102,9 +109,6 @@ class EvalStep(Step):
         return self.params.sandbox or getattr(self.context.sandbox, "backend", None) or "local"
 
     def run(self, job: StepRun) -> dict[str, Any]:
-        from builder.evaluation.evalplus_grader import GradeOptions
-        from builder.evaluation.run import evaluate_model
-
         p = self.params
         options = GradeOptions(
             fast_check=not p.test_details, min_time_limit=p.min_time_limit,

@@ -23,7 +23,8 @@ from typing import Any
 from builder.errors import StageError
 from builder.pipeline.rows import ChunkResult, Row, RowStage
 from builder.pipeline.step import StepParams, runtime_only
-from builder.sandbox import get_sandbox
+from builder.sandbox import Program, SandboxLimits, get_sandbox
+from builder.sandbox.local import HARNESS_VERSION
 from builder.stages.execute.verdict_cache import VerdictCache, program_key
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,6 @@ class ExecuteStage(RowStage):
         # other settings, e.g. a docker image recipe, are in each verdict's cache key.)
         import platform
 
-        from builder.sandbox.local import HARNESS_VERSION
 
         return {
             "sandbox": self._sandbox_config(),
@@ -88,8 +88,6 @@ class ExecuteStage(RowStage):
         return {"backend": backend, "limits": dataclasses.asdict(self._limits())}
 
     def _limits(self):
-        from builder.sandbox import SandboxLimits
-
         return SandboxLimits(
             timeout_s=self.params.timeout_s,
             cpu_time_s=max(1, int(self.params.timeout_s) + 1),
@@ -129,8 +127,6 @@ class ExecuteStage(RowStage):
         return result
 
     def _run(self, sandbox, cache, missing: dict[str, str], verdicts: dict[str, dict]) -> None:
-        from builder.sandbox import Program
-
         items = list(missing.items())
         for start in range(0, len(items), self.params.batch_size):
             batch = items[start : start + self.params.batch_size]

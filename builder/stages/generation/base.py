@@ -21,8 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from builder.engines.base import BACKENDS, Sampling
+from builder.engines.cache import CompletionCache
+from builder.engines.generator import EngineSpec, Generator
+from builder.engines.model import resolve_model
 from builder.errors import StageError
+from builder.pipeline.recipe import EngineConfig
 from builder.pipeline.rows import RowStage
+from builder.stages.generation.library import library_digest
 from builder.stages.generation.params import GenerationParams
 
 
@@ -45,14 +51,10 @@ class GenerationStage(RowStage):
     params: GenerationParams
 
     def fingerprint_extra(self) -> dict[str, Any]:
-        from builder.stages.generation.library import library_digest
-
         setup = self._setup()
         return {"model": setup.model, "model_revision": setup.revision, "prompts": library_digest()}
 
     def sampling(self):
-        from builder.engines.base import Sampling
-
         p = self.params
         return Sampling(p.temperature, p.top_p, p.max_tokens, self.stop)
 
@@ -127,10 +129,6 @@ class GenerationStage(RowStage):
         return setup
 
     def _make_setup(self) -> GenerationSetup:
-        from builder.engines.base import BACKENDS
-        from builder.engines.model import resolve_model
-        from builder.pipeline.recipe import EngineConfig
-
         if self.single_sample and self.params.n != 1:
             raise StageError(f"stages.{self.name}.n must be 1 (one {self.name} output per row)")
         engine = self.context.engine or EngineConfig()
@@ -145,9 +143,6 @@ class GenerationStage(RowStage):
     def _generator(self):
         generator = self.__dict__.get("_generator_instance")
         if generator is None:
-            from builder.engines.cache import CompletionCache
-            from builder.engines.generator import EngineSpec, Generator
-
             setup = self._setup()
             spec = EngineSpec(setup.engine.backend, setup.model, setup.revision, setup.engine)
             cache = CompletionCache(setup.cache_path)

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from builder.engines.generator import PromptSpec
 from builder.pipeline.rows import ChunkResult, Drop, Row
 from builder.stages.generation.base import GenerationStage
+from builder.stages.generation.library import fewshot_examples
 from builder.stages.generation.params import GenerationParams
-from builder.stages.generation.prompting import STOP
+from builder.stages.generation.parse import parse_response
+from builder.stages.generation.prompting import STOP, response_prompt
 
 _PARTS = ("reasoning", "implementation", "explanation", "tests")
 
@@ -40,11 +43,6 @@ class ResponsesStage(GenerationStage):
     stop = STOP
 
     def process(self, rows: list[Row]) -> ChunkResult:
-        from builder.engines.generator import PromptSpec
-        from builder.stages.generation.library import fewshot_examples
-        from builder.stages.generation.parse import parse_response
-        from builder.stages.generation.prompting import response_prompt
-
         examples, k, n = fewshot_examples(), self.params.num_fewshots, self.params.n
         prompts = [
             PromptSpec(

@@ -22,6 +22,13 @@ from dataclasses import dataclass
 
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
 from builder.pipeline.step import StepParams, runtime_only
+from builder.stages.seeds.pyright_server import Failure, PyrightServer
+from builder.stages.seeds.pyright_setup import (
+    describe,
+    installed_pyright_version,
+    node_version,
+    pyright_settings,
+)
 
 
 @dataclass
@@ -48,7 +55,6 @@ class TypecheckStage(RowStage):
 
     def fingerprint_extra(self) -> dict:
         """Pyright's version and settings decide the verdicts as much as the parameters do."""
-        from builder.stages.seeds.pyright_setup import installed_pyright_version
 
         return {"pyright": installed_pyright_version(), "pyright_settings": self.settings()}
 
@@ -56,14 +62,9 @@ class TypecheckStage(RowStage):
         return self.params.num_proc or max(1, len(os.sched_getaffinity(0)) // 2)
 
     def settings(self) -> dict:
-        from builder.stages.seeds.pyright_setup import pyright_settings
-
         return pyright_settings(self.params.report_missing_imports)
 
     def process(self, rows: list[Row]) -> ChunkResult:
-        from builder.stages.seeds.pyright_server import Failure, PyrightServer
-        from builder.stages.seeds.pyright_setup import describe
-
         settings, timeout = self.settings(), self.params.timeout_s
         server = self.worker_resources.get(  # warm for the worker's life, from chunk to chunk
             ("pyright", json.dumps(settings, sort_keys=True), timeout),
@@ -87,8 +88,6 @@ class TypecheckStage(RowStage):
         return result
 
     def card_notes(self) -> str:
-        from builder.stages.seeds.pyright_setup import installed_pyright_version, node_version
-
         missing = ("an error" if self.params.report_missing_imports else
                    "not reported (names from such a module are then unknown, not errors)")
         return (

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
 from builder.pipeline.step import StepParams
+from builder.stages.generation.parse import parse_response
 from builder.stages.select.sft_format import (
     normalise,
     remove_tests_section,
@@ -64,8 +65,6 @@ class SelectStage(RowStage):
         return result
 
     def _reject_reason(self, row: Row) -> tuple[str, str]:
-        from builder.stages.generation.parse import parse_response
-
         if row["exec_status"] != "pass":
             return "not_passed", f"{row['exec_status']}: {row.get('exec_error') or ''}"[:200]
         response = row["response"] or ""
