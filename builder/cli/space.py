@@ -15,7 +15,7 @@ from pathlib import Path
 
 import builder
 from builder.cli.run import add_set
-from builder.errors import BuilderError
+from builder.errors import BuilderError, StoreError
 
 log = logging.getLogger("builder")
 PACKAGE = Path(builder.__file__).resolve().parent
@@ -98,24 +98,27 @@ def cmd_deploy(args) -> int:
     import gradio
 
     from builder.pipeline.recipe import load_recipe
-    from builder.store import open_store
 
     _space_code()
     from space_app.bundle import front_matter, suggest_hardware, write_space
     from space_app.config import config_from_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
-    if recipe.hub.store != "hf":
+    source = recipe.hub.store
+    if source != "hf":
         log.warning(
             "the recipe publishes to %s; the Space reads the Hub: push its repositories "
             "there first (`builder store push`)",
-            recipe.hub.store,
+            source,
         )
     config = config_from_recipe(recipe, args.eval_repo, args.model, store="hf")
-    hub = {kind: open_store("hf", kind) for kind in ("dataset", "model")}
-    models = [r for r in config.model_repos if hub["model"].repo_exists(r)]
-    datasets = [s.repo for s in config.stages if s.kind != "model"] + config.eval_repos
-    datasets = [r for r in dict.fromkeys(datasets) if hub["dataset"].repo_exists(r)]
+    try:
+        models, datasets = _published(config, "hf")
+    except StoreError as err:
+        if not args.out:
+            raise
+        log.warning("cannot ask the Hub (%s); listing the repositories in %s", err, source)
+        models, datasets = _published(config, source)
     hardware = args.hardware or suggest_hardware(_parameters(models[0]) if models else None)
     matter = front_matter(config, models, datasets, hardware, gradio.__version__)
     if args.out:
@@ -146,6 +149,17 @@ def cmd_deploy(args) -> int:
             "that can read them (Settings > Variables and secrets)"
         )
     return 0
+
+
+def _published(config, uri: str) -> tuple[list[str], list[str]]:
+    """The recipe's model and dataset repositories that exist in store `uri`, for the README's
+    `models` and `datasets`."""
+    from builder.store import open_store
+
+    stores = {kind: open_store(uri, kind) for kind in ("dataset", "model")}
+    models = [r for r in config.model_repos if stores["model"].repo_exists(r)]
+    datasets = [s.repo for s in config.stages if s.kind != "model"] + config.eval_repos
+    return models, [r for r in dict.fromkeys(datasets) if stores["dataset"].repo_exists(r)]
 
 
 def _parameters(repo: str) -> int | None:
