@@ -111,7 +111,7 @@ def cmd_export(args) -> int:
     def write(handle) -> None:
         nonlocal count
         for row in rows:
-            handle.write((json.dumps(row, ensure_ascii=False, default=str) + "\n").encode())
+            handle.write((json_line(row) + "\n").encode())
             count += 1
 
     write_atomic(output, write)
@@ -156,6 +156,15 @@ def cmd_verify(args) -> int:
 
 def _count(problems: list[str]) -> str:
     return f"{len(problems)} problem" + ("" if len(problems) == 1 else "s")
+
+
+# Characters that str.splitlines() (and so many a JSON Lines reader) breaks lines at, which
+# JSON leaves raw in strings: escaped, so that one row is always one line.
+_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+
+def json_line(row: dict) -> str:
+    return json.dumps(row, ensure_ascii=False, default=str).translate(_LINE_BREAKS)
 
 
 def _split(asked: str | None, manifest: dict | None) -> str:
