@@ -75,15 +75,17 @@ def publish(
 
 
 def update_card(
-    store: Store, repo: str, transform: Callable[[str], str], title: str
+    store: Store, repo: str, transform: Callable[[str], str], title: str, branch: str = "main"
 ) -> str | None:
-    """Rewrite the card of `repo`'s main branch with `transform(card)`, every other file left as
+    """Rewrite the card of `repo`'s `branch` with `transform(card)`, every other file left as
     it is (e.g. scores written into a model's `model-index`); None if there is no such repo."""
     if not store.repo_exists(repo):
         return None
-    head = store.resolve(repo)
+    head = store.resolve(repo, branch)
     card = store.read_text(repo, head, CARD) or ""
     with tempfile.TemporaryDirectory(prefix="builder-card-") as tmp:
         path = Path(tmp) / CARD
         path.write_text(transform(card))
-        return store.commit(repo, {CARD: path}, title, parent=head, keep_other_files=True)
+        return store.commit(
+            repo, {CARD: path}, title, parent=head, branch=branch, keep_other_files=True
+        )

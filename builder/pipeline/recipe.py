@@ -120,8 +120,8 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     recipe = _build(Recipe, raw, "", path)
     recipe.path = str(path)
     for name, params in recipe.stages.items():
-        input_stage = (params.input or "").partition("@")[0]  # "stage" or "stage@revision"
-        if params.input is not None and input_stage not in recipe.stages:
+        input_stage = params.input_stage_name()
+        if input_stage is not None and input_stage not in recipe.stages:
             raise RecipeError(f"{path}: stages.{name}.input names unknown stage '{input_stage}'")
     return recipe
 

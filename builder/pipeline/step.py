@@ -38,6 +38,11 @@ class StepParams:
     input: str | None = runtime_only(None)  # its effect is already in the input revision
     limit: int | None = None
 
+    def input_stage_name(self) -> str | None:
+        """The recipe stage that `input` names (`stage` or `stage@revision`); None when it is
+        unset (the previous stage) or, for steps that read other things, names no stage."""
+        return (self.input or "").partition("@")[0] or None
+
     def fingerprint_items(self) -> dict[str, Any]:
         return {
             f.name: getattr(self, f.name)
@@ -126,7 +131,8 @@ class StepRun:
     output: Path
     work: Path
     executor: Any = None  # executors.base.Executor
-    publish_revision: Callable[..., str] | None = None  # (folder, branch, title) -> commit
+    # Model steps: publish revisions on other branches while running (runner.BranchRevisions).
+    revisions: Any = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,7 @@ class CardUpdate:
     repo: str
     transform: Callable[[str], str]  # old card -> new card
     title: str  # the commit's title
+    branch: str = "main"  # e.g. a training checkpoint's branch
 
 
 class Step:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -80,7 +81,10 @@ class EvalStep(Step):
         p = self.params
         if p.model is None and p.input is not None:  # a model step of the recipe
             return inputs.model_of(p.input)
-        return ModelInput(p.model or self.context.model, p.revision)
+        model = p.model or self.context.model
+        if inputs.has_model(model):  # a model repository of a local store, any revision
+            return inputs.model_repo(model, p.revision or "main")
+        return ModelInput(model, p.revision)
 
     def repo_name(self) -> str | None:
         return self.params.repo
@@ -130,6 +134,7 @@ class EvalStep(Step):
         generation = {**dataclasses.asdict(gen), "limit": p.limit}
         return {
             **evaluation_facts(model.name, model.revision, self.results, generation),
+            "model_branch": model.branch,  # its card gets the scores (a checkpoint's branch)
             "splits": write_rows(job.output, self.results),
         }
 
@@ -144,10 +149,12 @@ class EvalStep(Step):
         return self.commit_title(manifest, "")
 
     def card_updates(self, manifest: dict[str, Any]) -> list[CardUpdate]:
-        if not is_repo_id(manifest["model"]):
-            return []
+        branch = manifest.get("model_branch") or "main"
+        if not is_repo_id(manifest["model"]) or re.fullmatch(r"[0-9a-f]{40}", branch):
+            return []  # a folder, or a commit that no branch names: no card to write to
         transform = model_index_transform(manifest)
-        return [CardUpdate("model", manifest["model"], transform, "eval: update model-index")]
+        title = "eval: update model-index"
+        return [CardUpdate("model", manifest["model"], transform, title, branch)]
 
 
 def _file_digest(path: str | None) -> str | None:
