@@ -111,6 +111,59 @@ def test_the_loss_covers_the_responses_and_their_end_of_text_token_only(kind, ti
         assert "### Instruction\n" in text and text.count("### Response\n") == len(responses)
 
 
+def test_options_yaml_reads_as_text_become_numbers(tmp_path):
+    from builder.stages.train.params import TrainParams
+    from builder.stages.train.trainer import lora_config, make_sft_config
+
+    sft = {**SFT, "learning_rate": "1e-5", "max_steps": "4", "warmup_steps": "0.05"}
+    args = make_sft_config(TrainParams(sft=sft), tmp_path)
+    assert (args.learning_rate, args.max_steps, args.warmup_steps) == (1e-5, 4, 0.05)
+    assert (
+        lora_config(TrainParams(use_peft=True, lora={"lora_dropout": "5e-2"})).lora_dropout == 0.05
+    )
+
+
+def test_checkpoints_left_staged_by_a_killed_run_are_published_once(tmp_path):
+    from builder.stages.train.checkpoints import CheckpointPublisher
+
+    class Branches:  # what the runner's BranchRevisions does, in memory
+        def __init__(self):
+            self.files: dict[str, list[str]] = {}
+
+        def publish(self, folder, branch, facts, title):
+            assert facts == {"at": int(branch[-6:])}
+            self.files[branch] = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+            return "0" * 40
+
+        def published(self, prefix):
+            return {b: ("0" * 40, {}) for b in self.files if b.startswith(prefix)}
+
+    def describe(step, history, folder):
+        (folder / "loss.svg").write_text("<svg/>")
+        return {"at": step}
+
+    branches, staged = Branches(), tmp_path / "staged"
+    killed = CheckpointPublisher(tmp_path, branches, describe)
+    for step in (2, 4):  # saved and staged; killed before either upload finished
+        checkpoint = tmp_path / "trainer" / f"checkpoint-{step}"
+        checkpoint.mkdir(parents=True)
+        for name in ("model.safetensors", "config.json", "optimizer.pt", "trainer_state.json"):
+            (checkpoint / name).write_text(name)
+        killed._stage(checkpoint, step, [], "{}")
+    branches.files["step-000002"] = ["(committed just before the kill)"]
+    rerun = CheckpointPublisher(tmp_path, branches, describe)
+    rerun.publish_left_over()
+    rerun.wait()
+    rerun.close()
+    assert branches.files["step-000002"] == ["(committed just before the kill)"]  # not twice
+    assert branches.files["step-000004"] == [
+        "config.json", "loss.svg", "model.safetensors", "training_state",
+        "training_state/builder_checkpoint.json", "training_state/optimizer.pt",
+        "training_state/trainer_state.json",
+    ]  # fmt: skip
+    assert list(staged.iterdir()) == []
+
+
 def _block_first_upload_until_step_4(monkeypatch):
     """The step-2 checkpoint's upload waits until the Trainer has saved step 4: if training
     waited for uploads, it would never get there (and the upload gives up after 60 s)."""
@@ -231,6 +284,19 @@ def test_checkpoints_are_published_while_training_runs(
     # unchanged step, unchanged input: nothing trains, nothing is published
     assert run_cli("run", recipe, "--only", "train") == 0
     assert store.refs(repo).branches == branches
+    if store_uri != "hf":  # trained offline, then pushed to the Hub with every checkpoint
+        monkeypatch.setenv("HF_TOKEN", request.getfixturevalue("fake_hub").token)
+        push = ["store", "push", repo, "--model", "--store", store_uri, "--to", "hf"]
+        assert run_cli(*push, "--to-repo", "tester/pushed-train") == 0
+        hub = open_store("hf", "model")
+        pushed = hub.refs("tester/pushed-train").branches
+        assert sorted(pushed) == sorted(branches)
+        for branch in branches:
+            assert hub.list_files("tester/pushed-train", pushed[branch]) == store.list_files(
+                repo, branches[branch]
+            )
+        assert run_cli(*push, "--to-repo", "tester/pushed-train") == 0  # nothing new
+        assert hub.refs("tester/pushed-train").branches == pushed
 
 
 KILL_AFTER_STEP = """
@@ -302,7 +368,10 @@ def test_kill_9_then_the_same_command_resumes_as_if_never_stopped(tiny_sc2, tmp_
         for mine, theirs in zip(resumed["log"], whole["log"]):
             assert mine["loss"] == pytest.approx(theirs["loss"], abs=1e-4)
         assert resumed["training"]["tokens_seen"] == whole["training"]["tokens_seen"]
-        assert sorted(store.refs(repo).branches) == sorted(whole_store.refs(whole_repo).branches)
+        branches = store.refs(repo).branches
+        assert sorted(branches) == sorted(whole_store.refs(whole_repo).branches)
+        for branch in branches:  # no checkpoint published twice
+            assert len(store.log(repo, branch)) == len(whole_store.log(whole_repo, branch))
         weights = [load_file(s.fetch(r, s.resolve(r), ["model.safetensors"])["model.safetensors"])
                    for s, r in ((store, repo), (whole_store, whole_repo))]  # fmt: skip
         for name, tensor in weights[0].items():
@@ -377,26 +446,46 @@ def test_bad_input_is_a_one_line_error_and_publishes_nothing(
     assert not open_store(uri, "model").repo_exists("tester/bad-train")
 
 
-def test_eval_of_a_checkpoint_revision_writes_that_revisions_card(tiny_sc2, tmp_path):
+def test_evaluating_checkpoint_revisions_writes_their_own_cards(tiny_sc2, tmp_path):
     from tests.test_eval_grading import need_bwrap
 
     need_bwrap()
     uri, repo = f"local:{tmp_path / 'store'}", "tester/evaluated-train"
     data = str(write_jsonl(tmp_path / "pairs.jsonl", pairs(4)))
     recipe = write_recipe(tmp_path, "evaluated", tiny_sc2, uri, data)
-    assert run_cli("run", recipe, "--only", "train", "--set", "stages.train.sft.max_steps=4") == 0
-    store = open_store(uri, "model")
-    before = store.refs(repo).branches
     cache = ROOT / ".builder" / f"test-train-eval-{os.getpid()}"
-    try:
+    settings = yaml.safe_load(recipe.read_text())
+    settings["stages"]["train"]["sft"]["max_steps"] = 4
+    settings["stages"]["eval"] = {
+        "input": "train", "checkpoints": True, "benchmarks": ["humaneval+"], "limit": 1,
+        "max_tokens": 8, "cache_dir": str(cache), "repo": "tester/evaluated-scores",
+    }  # fmt: skip
+    recipe.write_text(yaml.safe_dump(settings))
+    assert run_cli("run", recipe, "--only", "train") == 0
+    store = open_store(uri, "model")
+    trained = store.refs(repo).branches
+    try:  # one checkpoint, from the command line
         assert run_cli("eval", "--model", f"{repo}@step-000002", "--store", uri, "--benchmarks",
                        "humaneval+", "--limit", "1", "--max-tokens", "8", "--cache-dir", cache) == 0  # fmt: skip
+        once = store.refs(repo).branches
+        assert {b for b in once if once[b] != trained[b]} == {"step-000002"}
+        card = store.read_text(repo, once["step-000002"], "README.md")
+        assert "model-index:" in card and "checkpoint at step 2" in card
+        results = json.loads(
+            open_store(uri).read_text("local/evaluated-train-eval", "main", "manifest.json")
+        )
+        assert results["model_revision"] == trained["step-000002"]
+        # the final model and every checkpoint, from the recipe's eval step
+        assert run_cli("run", recipe, "--only", "eval") == 0
     finally:
         shutil.rmtree(cache, ignore_errors=True)
-    after = store.refs(repo).branches
-    assert after["main"] == before["main"] and after["step-000004"] == before["step-000004"]
-    assert after["step-000002"] != before["step-000002"]
-    card = store.read_text(repo, after["step-000002"], "README.md")
-    assert "model-index:" in card and "checkpoint at step 2" in card
-    results = open_store(uri).read_text("local/evaluated-train-eval", "main", "manifest.json")
-    assert json.loads(results)["model_revision"] == before["step-000002"]
+    every = store.refs(repo).branches
+    assert {b for b in every if every[b] != once[b]} == {"main", "step-000002", "step-000004"}
+    for branch in every:
+        assert "model-index:" in store.read_text(repo, every[branch], "README.md")
+    scores = open_store(uri)
+    manifest_text = scores.read_text("tester/evaluated-scores", "main", "manifest.json")
+    assert sorted(json.loads(manifest_text)["checkpoints"]) == ["step-000002", "step-000004"]
+    files = scores.list_files("tester/evaluated-scores", "main")
+    assert any(f.startswith("checkpoints/step-000004/data/") for f in files)
+    assert "## Checkpoints" in scores.read_text("tester/evaluated-scores", "main", "README.md")

@@ -135,7 +135,7 @@ def _run_and_publish(plan: StepPlan, recipe: Recipe, checkpoint, executor) -> st
     started = time.monotonic()
     log.info("%s: reading %s, fingerprint %s", plan.name, _describe(plan.source), plan.fingerprint)
     output = checkpoint.publish_folder()
-    revisions = BranchRevisions(plan, recipe) if step.kind == "model" else None
+    revisions = BranchRevisions(plan, recipe)
     job = StepRun(plan.source, output, checkpoint.folder, executor, revisions=revisions)
     facts = step.run(job)
     manifest = _manifest(plan, recipe, facts)

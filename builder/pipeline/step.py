@@ -131,7 +131,7 @@ class StepRun:
     output: Path
     work: Path
     executor: Any = None  # executors.base.Executor
-    # Model steps: publish revisions on other branches while running (runner.BranchRevisions).
+    # Revisions on branches other than main, published while running (runner.BranchRevisions).
     revisions: Any = None
 
 

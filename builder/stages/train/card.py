@@ -13,7 +13,7 @@ import re
 
 import yaml
 
-from builder.stages.train.metrics import loss_table, step_rows
+from builder.stages.train.metrics import format_value, loss_table, step_rows
 
 # Hyperparameters shown in the card's short table (all of them are in the details below it).
 _KEY_OPTIONS = (
@@ -175,7 +175,7 @@ def _progress(manifest: dict, training: dict) -> list[str]:
         resumed = training["resumed_from"]
         rows.append(("resumed", f"from step {resumed['step']}, {resumed['source']}"))
     lines = ["## Training", "", "| | |", "| --- | ---: |"]
-    lines += [f"| {label} | {_value(value)} |" for label, value in rows]
+    lines += [f"| {label} | {format_value(value)} |" for label, value in rows]
     return lines + [""]
 
 
@@ -186,21 +186,11 @@ def _hyperparameters(manifest: dict) -> list[str]:
     lines.append("")
     if manifest.get("lora"):
         lora = {k: v for k, v in manifest["lora"].items() if v not in (None, {}, [])}
-        lines += [
-            "LoRA (PEFT `LoraConfig`):",
-            "",
-            "```json",
-            json.dumps(lora, indent=1, sort_keys=True, default=str),
-            "```",
-            "",
-        ]
+        lines += ["LoRA (PEFT `LoraConfig`):", "", *_json_block(lora)]
     lines += [
         "<details><summary>Every option</summary>",
         "",
-        "```json",
-        json.dumps(options, indent=1, sort_keys=True, default=str),
-        "```",
-        "",
+        *_json_block(options),
         "</details>",
         "",
     ]
@@ -236,9 +226,5 @@ def _checkpoints(manifest: dict) -> list[str]:
     return lines + [""]
 
 
-def _value(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.4g}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
+def _json_block(data: dict) -> list[str]:
+    return ["```json", json.dumps(data, indent=1, sort_keys=True, default=str), "```", ""]

@@ -8,7 +8,8 @@ load a model: weights, config and tokenizer at the top, the optimizer, scheduler
 state under `training_state/` (which `from_pretrained` never downloads), plus the loss plot and
 TensorBoard files. Then a marker file written into the checkpoint says it is complete, and one
 background thread publishes staged folders in step order. A staged folder is removed once
-published; one left by a killed run is published by the next run.
+published; one left by a killed run is published by the next run, unless the store already has
+it (the run was killed after the commit, before removing the folder).
 
 To resume, the step takes the newest complete checkpoint in the work directory, or, when the
 store has a newer checkpoint revision made with the same fingerprint (the work directory is
@@ -133,14 +134,26 @@ class CheckpointPublisher:
         self.commits: dict[int, str] = {}
 
     def publish_left_over(self) -> None:
-        """Staged folders a killed run did not get to publish."""
-        for folder in sorted(self.staged.glob(f"{BRANCH_PREFIX}*")):
+        """Staged folders a killed run did not get to publish (or to remove once published:
+        a branch this run's fingerprint already has is not published twice)."""
+        for partial in self.staged.glob(".*"):  # cut off while staging
+            _remove(partial)
+        for facts in self.staged.glob("*.facts.json"):  # cut off while removing a published one
+            if not facts.with_name(facts.name.removesuffix(".facts.json")).is_dir():
+                facts.unlink()
+        folders = sorted(p for p in self.staged.glob(f"{BRANCH_PREFIX}*") if p.is_dir())
+        if self.revisions is None or not folders:
+            return
+        done = self.revisions.published(BRANCH_PREFIX)
+        for folder in folders:
             step = step_of(folder.name)
-            if step is not None and self.revisions is not None:
+            if step is None or not _facts_file(folder).is_file():
+                shutil.rmtree(folder, ignore_errors=True)  # facts written first: not staged yet
+            elif folder.name in done:
+                self._remove_staged(folder)
+            else:
                 log.info("publishing checkpoint %s left by an earlier run", folder.name)
                 self._submit(step, folder)
-        for partial in self.staged.glob(".*"):
-            shutil.rmtree(partial, ignore_errors=True)
 
     def saved(self, checkpoint: Path, step: int, log_history: list, wall_time_s: float) -> None:
         """The Trainer finished writing `checkpoint` (called from the training thread)."""
@@ -170,8 +183,10 @@ class CheckpointPublisher:
             )
         return dict(self.commits)
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)
+    def close(self, cancel_pending: bool = False) -> None:
+        """Wait for the upload under way; with `cancel_pending` (training failed or was
+        interrupted), queued ones are not started: their staged folders wait for the next run."""
+        self.pool.shutdown(wait=True, cancel_futures=cancel_pending)
 
     def _stage(self, checkpoint: Path, step: int, log_history: list, marker: str) -> Path:
         branch = branch_name(step)
@@ -187,32 +202,41 @@ class CheckpointPublisher:
             target.parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(path, target)
         facts = self.describe(step, log_history, tmp)
-        (tmp / ".facts.json").write_text(json.dumps(facts, default=str))
+        _atomic_write(_facts_file(folder), json.dumps(facts, default=str))
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
         return folder
+
+    def _remove_staged(self, folder: Path) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        _facts_file(folder).unlink(missing_ok=True)
 
     def _submit(self, step: int, folder: Path) -> None:
         self.futures[step] = self.pool.submit(self._publish, step, folder)
 
     def _publish(self, step: int, folder: Path) -> str:
         started = time.monotonic()
-        facts_file = folder / ".facts.json"
-        facts = json.loads(facts_file.read_text())
-        facts_file.unlink()
-        try:
-            commit = self.revisions.publish(
-                folder, branch_name(step), facts, f"train: checkpoint at step {step}"
-            )
-        except BaseException:
-            facts_file.write_text(json.dumps(facts))  # the next run retries it
-            raise
-        shutil.rmtree(folder, ignore_errors=True)
+        facts = json.loads(_facts_file(folder).read_text())
+        title = f"train: checkpoint at step {step}"
+        commit = self.revisions.publish(folder, branch_name(step), facts, title)
+        self._remove_staged(folder)
         log.info(
             "published checkpoint %s@%s (%.1f s, in the background)",
             branch_name(step), commit[:12], time.monotonic() - started,
         )  # fmt: skip
         return commit
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _facts_file(folder: Path) -> Path:
+    """The manifest facts of a staged checkpoint, beside it (not one of its published files)."""
+    return folder.with_name(f"{folder.name}.facts.json")
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

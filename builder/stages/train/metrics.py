@@ -94,14 +94,15 @@ def loss_table(log_history: list[dict]) -> list[str]:
         "| ---: | " + " | ".join("---:" for _ in keys) + " |",
     ]
     for row in rows:
-        cells = [_cell(row.get(k)) for k in keys]
+        cells = [format_value(row.get(k), empty="") for k in keys]
         lines.append(f"| {row['step']} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _cell(value) -> str:
+def format_value(value, empty: str = "-") -> str:
+    """A number as the card shows it: 4 significant digits, thousands separated."""
     if value is None:
-        return ""
+        return empty
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:,.4g}"
     return f"{value:,}" if isinstance(value, int) else str(value)

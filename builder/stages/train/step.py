@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import StageError
-from builder.pipeline.step import Resources, Step, StepRun
+from builder.pipeline.step import Step, StepRun
 from builder.registry import STEPS
 from builder.stages.train.card import render_card
 from builder.stages.train.chat_format import TEMPLATE_FILE
@@ -62,9 +62,6 @@ class TrainStep(Step):
 
     def repo_name(self) -> str | None:
         return self.params.repo
-
-    def resources(self) -> Resources:
-        return Resources(workers=1)
 
     def fingerprint_extra(self) -> dict[str, Any]:
         if self.base is None:

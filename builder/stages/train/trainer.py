@@ -10,7 +10,9 @@ model when asked).
 from __future__ import annotations
 
 import logging
+import sys
 import time
+import typing
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,12 @@ from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 from builder.errors import StageError
 from builder.stages.train.card import training_facts
 from builder.stages.train.chat_format import inference_template, training_template
-from builder.stages.train.checkpoints import CheckpointPublisher, branch_name, find_resume_point
+from builder.stages.train.checkpoints import (
+    BRANCH_PREFIX,
+    CheckpointPublisher,
+    find_resume_point,
+    step_of,
+)
 from builder.stages.train.data import conversations, row_format
 from builder.stages.train.metrics import loss_svg, write_tensorboard
 from builder.stages.train.params import TrainParams, check_names, option_names
@@ -39,11 +46,30 @@ def make_sft_config(params: TrainParams, output_dir: Path, **overrides: Any):
     from trl import SFTConfig
 
     check_names(params, option_names())
-    options = {**params.sft_options(), **overrides, "output_dir": str(output_dir)}
+    options = _numbers(
+        {**params.sft_options(), **overrides, "output_dir": str(output_dir)}, SFTConfig
+    )
     try:
         return SFTConfig(**options)
     except (ValueError, TypeError) as err:
         raise StageError(f"stages.train.sft: {_first_line(err)}") from None
+
+
+def _numbers(options: dict[str, Any], config_class) -> dict[str, Any]:
+    """YAML reads `1e-5` (no dot) as a string: a numeric option given as text becomes a number."""
+    kinds = typing.get_type_hints(config_class)  # PEFT's annotations are strings
+    for key, value in options.items():
+        kind = kinds.get(key)
+        wanted = {t for t in (typing.get_args(kind) or (kind,)) if t in (int, float)}
+        if not isinstance(value, str) or not wanted:
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            continue  # the config's own check names it
+        integral = float not in wanted and number.is_integer()
+        options[key] = int(number) if integral else number
+    return options
 
 
 def lora_config(params: TrainParams):
@@ -52,7 +78,7 @@ def lora_config(params: TrainParams):
     from peft import LoraConfig
 
     try:
-        return LoraConfig(**{**LORA_DEFAULTS, **params.lora})
+        return LoraConfig(**_numbers({**LORA_DEFAULTS, **params.lora}, LoraConfig))
     except (ValueError, TypeError) as err:
         raise StageError(f"stages.train.lora: {_first_line(err)}") from None
 
@@ -155,14 +181,14 @@ def run_training(step, job) -> dict[str, Any]:
         files = save_final(trainer, tokenizer, job.output, params.publish_merged)
         publisher.wait()
     finally:
-        publisher.close()
+        publisher.close(cancel_pending=sys.exc_info()[0] is not None)
     history = trainer.state.log_history
     _write_log_files(job.output, history)
-    published = job.revisions.published("step-") if job.revisions is not None else {}
-    checkpoints = [
-        {"step": s, "branch": branch_name(s), "commit": published[branch_name(s)][0]}
-        for s in sorted(int(b.removeprefix("step-")) for b in published)
-    ]
+    published = job.revisions.published(BRANCH_PREFIX) if job.revisions is not None else {}
+    checkpoints = sorted(
+        ({"step": step_of(b), "branch": b, "commit": c} for b, (c, _) in published.items()),
+        key=lambda c: c["step"],
+    )
     facts = training_facts(history)
     return {
         **static,
