@@ -45,10 +45,7 @@ class TrainStep(Step):
     description = "A model fine-tuned on the recipe's conversations (TRL SFT)."
 
     params: TrainParams
-
-    def __init__(self, params: TrainParams, context=None):
-        super().__init__(params, context)
-        self.base: BaseModel | None = None
+    base: BaseModel | None = None  # pinned by open_input
 
     def open_input(self, inputs):
         try:
