@@ -70,3 +70,36 @@ def test_eval_bad_input_is_a_one_line_error(args, message, tmp_path, monkeypatch
     (tmp_path / "s.jsonl").write_text('{"task_id": "Mbpp/2", "solution": "x = 1"}\n')
     assert run_cli("eval", *args) == 2
     assert message in caplog.text
+
+
+def test_an_eval_step_in_a_recipe_publishes_through_the_runner(tiny_model, tmp_path, cache_dir, capsys):  # noqa: F811
+    """The same evaluation as a recipe step: published once, reported by `status`, read by
+    `store show/export`, and up to date on a second run."""
+    need_bwrap()
+    store = f"local:{tmp_path / 'store'}"
+    recipe = tmp_path / "eval.yaml"
+    recipe.write_text(
+        f"name: evals\nmodel: {tiny_model}\nhub:\n  store: {store}\n  namespace: tester\n"
+        f"work_dir: {tmp_path / 'work'}\nstages:\n  eval:\n    benchmarks: [humaneval+]\n"
+        f"    limit: 2\n    max_tokens: 16\n    cache_dir: {cache_dir}\n"
+    )
+    assert run_cli("run", recipe) == 0
+    datasets = open_store(store)
+    head = datasets.resolve("tester/evals-eval")
+    manifest = json.loads(datasets.read_text("tester/evals-eval", head, "manifest.json"))
+    assert manifest["kind"] == "evaluation" and manifest["stage"] == "eval"
+    assert manifest["input"]["kind"] == "model" and manifest["input"]["revision"].startswith("local-")
+    assert manifest["benchmarks"]["humaneval+"]["tasks"] == 2
+    assert manifest["splits"]["humaneval_plus"]["rows"] == 2
+    capsys.readouterr()
+    assert run_cli("status", recipe, "--json") == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert (entry["kind"], entry["revision"], entry["current"]) == ("evaluation", head, True)
+    assert run_cli("store", "show", "tester/evals-eval", "--store", store) == 0
+    assert "## First 5 rows of 'humaneval_plus'" in capsys.readouterr().out
+    out = tmp_path / "samples.jsonl"
+    assert run_cli("store", "export", "tester/evals-eval", out, "--store", store) == 0
+    assert [json.loads(line)["task_id"] for line in out.read_text().splitlines()] == [
+        "HumanEval/0", "HumanEval/1"]  # fmt: skip
+    assert run_cli("run", recipe) == 0
+    assert datasets.resolve("tester/evals-eval") == head  # unchanged: nothing republished

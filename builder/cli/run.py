@@ -1,4 +1,5 @@
-"""`builder run` and `builder status`: a recipe's steps, run or reported."""
+"""`builder run` and `builder status`: a recipe's steps, run or reported. The handlers import
+the pipeline when they run, so that `builder --help` loads none of it (0.1 s instead of 0.4 s)."""
 
 from __future__ import annotations
 

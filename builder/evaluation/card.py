@@ -18,6 +18,8 @@ from pathlib import Path
 import yaml
 
 from builder.evaluation.model_index import model_index, model_index_results, update_card
+from builder.pipeline.publish import update_card as publish_card
+from builder.store import open_store
 
 
 def config_name(benchmark: str) -> str:
@@ -129,8 +131,6 @@ def write_model_index(store_uri: str, model_repo: str, manifest: dict) -> str | 
     """Merge the scores into the `model-index` of `model_repo`'s card, when that model is a
     repository of the store; returns the new revision, or None if the store has no such model.
     The rest of the card and every other file of the model stay as they are."""
-    from builder.pipeline.publish import update_card as publish_card
-    from builder.store import open_store
 
     if not is_repo_id(model_repo):
         return None

@@ -28,6 +28,7 @@ from builder.errors import BuilderError
 from builder.evaluation.evalplus_data import read_jsonl_bytes
 from builder.evaluation.grading import check_task_ids, run_graded
 from builder.evaluation.grouped import GroupedScores
+from builder.sandbox import Program, SandboxLimits
 
 TIMEOUT_S = 120.0  # DS-1000's own per-program limit
 LIBRARIES = ("numpy", "pandas", "scipy", "sklearn", "matplotlib", "torch", "tensorflow")
@@ -141,7 +142,6 @@ def grade_ds1000(
     data: DS1000Data, samples, *, backend: str = "local", workers: int | None = None
 ) -> list[DS1000Verdict]:
     """One verdict per sample (`Sample.solution` is the raw completion; it is postprocessed)."""
-    from builder.sandbox import Program, SandboxLimits
 
     check_task_ids(samples, data.problems, "ds-1000", f" ({data.path.name})")
     codes = [postprocess(s.solution) for s in samples]

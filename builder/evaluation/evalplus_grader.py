@@ -39,6 +39,7 @@ from builder.evaluation.evalplus_data import EvalPlusData
 from builder.evaluation.grading import check_task_ids
 from builder.evaluation.groundtruth import GroundTruth, ensure_groundtruth
 from builder.evaluation.verdicts import Check, GradeOptions, Sample, SampleVerdict
+from builder.sandbox import Program, SandboxLimits, get_sandbox
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +159,6 @@ def _evalplus_paths() -> list[str]:
 
 
 def _open_sandbox(backend: str, truth: GroundTruth, programs, options, workers: int):
-    from builder.sandbox import SandboxLimits, get_sandbox
-
     bound = max(sum(_sample_bound(truth, s.task_id, options) for _, s in p) for p in programs)
     timeout = bound + PROGRAM_MARGIN_S
     limits = SandboxLimits(
@@ -185,7 +184,6 @@ def _can_bind(backend: str, folder: Path) -> bool:
 def _run_programs(data, truth, programs, options, backend, workers) -> dict[int, dict[str, Check]]:
     from tqdm.auto import tqdm
 
-    from builder.sandbox import Program
 
     marker = f"@evalplus-{secrets.token_hex(8)}"
     embed = not _can_bind(backend, truth.folder)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from builder.errors import BuilderError
+from builder.sandbox import get_sandbox
 
 
 def check_task_ids(samples, problems: Mapping, benchmark: str, where: str = "") -> None:
@@ -18,7 +19,6 @@ def run_graded(programs: Sequence, benchmark: str, backend: str, limits, workers
                **sandbox_options) -> list:
     """The sandbox's result of each program, in order. A program the sandbox itself failed on
     (infra_error) has no verdict to give: the run stops with a one-line error."""
-    from builder.sandbox import get_sandbox
 
     with get_sandbox(backend, limits=limits, workers=workers, **sandbox_options) as sandbox:
         results = sandbox.run(programs)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.errors import BuilderError
-from builder.evaluation.evalplus_data import EvalPlusData
+from builder.evaluation.evalplus_data import EvalPlusData, deserialize_inputs, read_jsonl_bytes
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,6 @@ def _compute(data_file: str, dataset: str, folder: str, task_ids: list[str]) -> 
     from evalplus.eval._special_oracle import MBPP_OUTPUT_NOT_NONE_TASKS
     from evalplus.gen.util import trusted_exec
 
-    from builder.evaluation.evalplus_data import deserialize_inputs, read_jsonl_bytes
 
     wanted = set(task_ids)
     rows = [json.loads(line) for line in read_jsonl_bytes(Path(data_file)).decode().splitlines()

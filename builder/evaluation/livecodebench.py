@@ -25,6 +25,8 @@ from builder.errors import BuilderError
 from builder.evaluation.evalplus_data import read_jsonl_bytes
 from builder.evaluation.grading import check_task_ids, run_graded
 from builder.evaluation.grouped import GroupedScores
+from builder.evaluation.prompts import load_prompts
+from builder.sandbox import Program, SandboxLimits
 
 DRIVER = (Path(__file__).with_name("_lcb_driver.py")).read_text()
 TIMEOUT_S = 6  # LiveCodeBench's per-test limit
@@ -141,7 +143,6 @@ def load_livecodebench(
 
 def instruction(problem: dict) -> str:
     """The question in LiveCodeBench's generic format (the one its chat models get)."""
-    from builder.evaluation.prompts import load_prompts
 
     spec = load_prompts().tasks["livecodebench"]
     if problem.get("starter_code"):
@@ -175,7 +176,6 @@ def grade_livecodebench(
 ) -> list[LCBVerdict]:
     import secrets
 
-    from builder.sandbox import Program, SandboxLimits
 
     check_task_ids(samples, data.problems, "livecodebench", " in this release and window")
     marker = f"@lcb-{secrets.token_hex(8)}"

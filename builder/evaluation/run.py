@@ -7,10 +7,23 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from builder.engines.base import Sampling
+from builder.engines.cache import CompletionCache
+from builder.engines.generator import EngineSpec, Generator, PromptSpec
 from builder.errors import BuilderError
+from builder.evaluation.ds1000 import DS1000Result, completion_prompt, grade_ds1000, load_ds1000
 from builder.evaluation.evalplus_data import EVALPLUS_BENCHMARKS, load_evalplus
 from builder.evaluation.evalplus_grader import GradeOptions, Sample, grade
+from builder.evaluation.livecodebench import (
+    LCBResult,
+    grade_livecodebench,
+    instruction,
+    load_livecodebench,
+)
+from builder.evaluation.prompts import build_prompt, completion_code, load_prompts, wrap
 from builder.evaluation.results import BenchmarkResult
+from builder.evaluation.samples import read_samples
+from builder.pipeline.recipe import EngineConfig
 
 log = logging.getLogger(__name__)
 
@@ -69,27 +82,19 @@ def benchmark_name(name: str) -> str:
 
 def load_benchmark(name: str, data_file: str | None, selection: Selection = Selection()):
     if name == "livecodebench":
-        from builder.evaluation.livecodebench import load_livecodebench
-
         return load_livecodebench(
             data_file, selection.release, selection.start_date, selection.end_date
         )
     if name == "ds-1000":
-        from builder.evaluation.ds1000 import load_ds1000
-
         return load_ds1000(data_file)
     return load_evalplus(name, data_file)
 
 
 def grade_any(data, samples: list[Sample], setup: GradingSetup, extras=None):
     if data.benchmark == "livecodebench":
-        from builder.evaluation.livecodebench import LCBResult, grade_livecodebench
-
         verdicts = grade_livecodebench(data, samples, backend=setup.backend, workers=setup.workers)
         return LCBResult(data, verdicts, setup.settings("livecodebench"), extras)
     if data.benchmark == "ds-1000":
-        from builder.evaluation.ds1000 import DS1000Result, grade_ds1000
-
         verdicts = grade_ds1000(data, samples, backend=setup.backend, workers=setup.workers)
         return DS1000Result(data, verdicts, setup.settings("ds-1000"), extras)
     verdicts = grade(data, samples, backend=setup.backend, workers=setup.workers,
@@ -99,7 +104,6 @@ def grade_any(data, samples: list[Sample], setup: GradingSetup, extras=None):
 
 def grade_samples_file(path: str, benchmark: str, data_file: str | None, setup: GradingSetup,
                        selection: Selection = Selection()):  # fmt: skip
-    from builder.evaluation.samples import read_samples
 
     data = load_benchmark(benchmark_name(benchmark), data_file, selection)
     return grade_any(data, read_samples(path, data), setup)
@@ -128,16 +132,9 @@ def evaluate_model(
 
 
 def _prompt(data, problem: dict, template: str) -> str:
-    from builder.evaluation.prompts import build_prompt, wrap
-
     if data.benchmark == "ds-1000":
-        from builder.evaluation.ds1000 import completion_prompt
-
         return wrap(template, *completion_prompt(problem))
     if data.benchmark == "livecodebench":
-        from builder.evaluation.livecodebench import instruction
-        from builder.evaluation.prompts import load_prompts
-
         response = load_prompts().tasks["livecodebench"]["response_prefix"]
         return wrap(template, instruction(problem), response)
     return build_prompt(data.dataset, problem, template)
@@ -151,12 +148,6 @@ def generate_samples(
     gen: GenerationSettings,
     cache_dir: Path,
 ) -> tuple[list[Sample], list[dict]]:
-    from builder.engines.base import Sampling
-    from builder.engines.cache import CompletionCache
-    from builder.engines.generator import EngineSpec, Generator, PromptSpec
-    from builder.evaluation.prompts import completion_code, load_prompts
-    from builder.pipeline.recipe import EngineConfig
-
     prompts = [_prompt(data, data.problems[t], gen.template) for t in task_ids]
     config = EngineConfig(backend=gen.backend, revision=revision, batch_size=gen.batch_size)
     spec = EngineSpec(gen.backend, model, revision, config)

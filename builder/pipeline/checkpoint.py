@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 from collections import Counter
@@ -22,7 +23,9 @@ from pathlib import Path
 
 from builder.errors import StageError
 from builder.pipeline.rows import ChunkResult, Row
-from builder.pipeline.shards import iter_parquet_rows, write_rows
+from builder.pipeline.shards import iter_parquet_rows, parquet_num_rows, write_rows
+
+log = logging.getLogger(__name__)
 
 
 class Checkpoint:
@@ -32,20 +35,44 @@ class Checkpoint:
         self.chunks.mkdir(parents=True, exist_ok=True)
 
     def done_chunks(self) -> set[int]:
-        """Chunks with their proof, and with every rows file the proof counts on."""
+        """Chunks with their proof, and with every rows file the proof counts on, whole. A
+        chunk whose files are damaged (a garbled proof, a truncated parquet file: a disk
+        error, a copy cut short) is named in a warning, removed and done again."""
         done = set()
-        for proof in self.chunks.glob("*.json"):
+        for proof in sorted(self.chunks.glob("*.json")):
             if not proof.stem.isdigit():
                 continue
             index = int(proof.stem)
-            counts = json.loads(proof.read_text())
-            kept_path, dropped_path, _ = self._paths(index)
-            if counts["kept"] and not kept_path.exists():
-                continue  # lost since (e.g. a power cut before the page cache was written)
-            if sum(counts["drops"].values()) and not dropped_path.exists():
-                continue
-            done.add(index)
+            problem = self._damage(index)
+            if problem is None:
+                done.add(index)
+            elif problem:
+                log.warning("checkpoint of chunk %d is damaged (%s): doing it again", index, problem)
+                for path in self._paths(index):
+                    path.unlink(missing_ok=True)
         return done
+
+    def _damage(self, index: int) -> str | None:
+        """What is wrong with chunk `index`'s files; "" if only a rows file is missing (lost
+        since, e.g. a power cut before the page cache was written: redone silently)."""
+        kept_path, dropped_path, proof = self._paths(index)
+        try:
+            counts = json.loads(proof.read_text())
+            expected = {kept_path: counts["kept"], dropped_path: sum(counts["drops"].values())}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return f"{proof.name} is not a proof"
+        for path, rows in expected.items():
+            if not rows:
+                continue
+            if not path.exists():
+                return ""
+            try:
+                found = parquet_num_rows(path)
+            except Exception as err:  # noqa: BLE001  # pyarrow's errors for a broken file vary
+                return f"{path.name}: {str(err).splitlines()[0][:100]}"
+            if found != rows:
+                return f"{path.name} holds {found} rows, its proof says {rows}"
+        return None
 
     @contextmanager
     def locked(self):

@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 
 from builder.errors import RecipeError
-from builder.pipeline.step import StepParams
+from builder.pipeline.recipe_yaml import check_size, read_recipe_yaml, short
+from builder.pipeline.step import StepParams, bounded, out_of_range
 from builder.registry import STEPS
 
 
@@ -40,17 +41,17 @@ class EngineConfig:
     revision: str | None = None  # the model's Hub revision; None: its main, pinned at start
     cache: str | None = None  # SQLite file of every completion; None: <work_dir>/llm-cache.sqlite
     dtype: str = "auto"  # vllm, transformers
-    max_model_len: int | None = None  # context length; None: the model's own
-    batch_size: int = 8  # transformers: sequences per generate() call
-    cpu_threads: int | None = None  # transformers on CPU: torch threads; None: torch's default
-    tensor_parallel_size: int = 1  # vllm
-    gpu_memory_utilization: float = 0.9  # vllm
+    max_model_len: int | None = bounded(None, ge=1)  # context length; None: the model's own
+    batch_size: int = bounded(8, ge=1)  # transformers: sequences per generate() call
+    cpu_threads: int | None = bounded(None, ge=1)  # transformers on CPU: torch threads
+    tensor_parallel_size: int = bounded(1, ge=1)  # vllm
+    gpu_memory_utilization: float = bounded(0.9, gt=0, le=1)  # vllm
     base_url: str = "http://localhost:8000/v1"  # openai
     api_key_env: str = "OPENAI_API_KEY"  # openai: the variable holding the key (never the key)
     served_model_name: str | None = None  # openai: the server's name for the model; None: model
-    max_concurrency: int = 64  # openai: requests in flight
-    max_retries: int = 8  # openai: on 408, 409, 429, 5xx, timeouts, with exponential backoff
-    timeout_s: float = 600.0  # openai: per request
+    max_concurrency: int = bounded(64, ge=1)  # openai: requests in flight
+    max_retries: int = bounded(8, ge=0)  # openai: on 408, 409, 429, 5xx, timeouts (backoff)
+    timeout_s: float = bounded(600.0, gt=0)  # openai: per request
 
 
 @dataclass
@@ -109,14 +110,12 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise RecipeError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    raw = read_recipe_yaml(path)
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe must be a mapping of keys to values")
     for override in overrides:
         _apply_override(raw, override, path)
+    check_size(raw, path)
     recipe = _build(Recipe, raw, "", path)
     recipe.path = str(path)
     for name, params in recipe.stages.items():
@@ -206,9 +205,12 @@ def _build(cls: type, data: Any, prefix: str, path: Path) -> Any:
     if missing:
         raise RecipeError(f"{path}: missing key '{prefix}{missing[0]}'")
     try:
-        return cls(**kwargs)
+        built = cls(**kwargs)
     except RecipeError as err:  # a parameter class's own check (e.g. a TRL option's name)
         raise RecipeError(f"{path}: {err}") from None
+    for name, problem in out_of_range(built):
+        raise RecipeError(f"{path}: '{prefix}{name}' {problem}")
+    return built
 
 
 def _build_stages(data: Any, path: Path) -> dict[str, StepParams]:
@@ -239,17 +241,17 @@ def _convert(hint: Any, value: Any, key: str, path: Path) -> Any:
                 return _convert(option, value, key, path)
             except RecipeError:
                 continue
-        raise RecipeError(f"{path}: '{key}' must be {_describe(hint)}, got {value!r}")
+        raise RecipeError(f"{path}: '{key}' must be {_describe(hint)}, got {short(value)}")
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, f"{key}.", path)
     if origin is list:
         if not isinstance(value, list):
-            raise RecipeError(f"{path}: '{key}' must be a list, got {value!r}")
+            raise RecipeError(f"{path}: '{key}' must be a list, got {short(value)}")
         (item,) = typing.get_args(hint) or (Any,)
         return [_convert(item, v, f"{key}[{i}]", path) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise RecipeError(f"{path}: '{key}' must be a mapping, got {value!r}")
+            raise RecipeError(f"{path}: '{key}' must be a mapping, got {short(value)}")
         return dict(value)
     if hint is Any:
         return value
@@ -258,9 +260,9 @@ def _convert(hint: Any, value: Any, key: str, path: Path) -> Any:
     if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # `--set model=123` or a numeric tag is still a string key
     if hint in (int, float) and isinstance(value, bool):
-        raise RecipeError(f"{path}: '{key}' must be {hint.__name__}, got {value!r}")
+        raise RecipeError(f"{path}: '{key}' must be {hint.__name__}, got {short(value)}")
     if isinstance(hint, type) and not isinstance(value, hint):
-        raise RecipeError(f"{path}: '{key}' must be {hint.__name__}, got {value!r}")
+        raise RecipeError(f"{path}: '{key}' must be {hint.__name__}, got {short(value)}")
     return value
 
 

@@ -58,6 +58,12 @@ class RowStage(Step):
     # Input rows per checkpointed chunk: the most work a crash can lose.
     chunk_size: ClassVar[int] = 1000
 
+    def rows_out(self, rows_in: int) -> int | None:
+        """How many rows (kept plus dropped) `rows_in` input rows must give: the runner refuses
+        to publish anything else (rows vanished or appeared unaccounted). None: not fixed
+        (e.g. a file gives any number of functions)."""
+        return rows_in
+
     def num_proc(self) -> int:
         """Worker processes for `process`; 1 runs chunks in the driver's own process."""
         return 1

@@ -10,7 +10,6 @@ the head the step started from.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from builder.errors import StageError
 from builder.pipeline.checkpoint import Checkpoint
+from builder.pipeline.executors.local import LocalExecutor
 from builder.pipeline.inputs import InputSource
 from builder.pipeline.publish import MANIFEST_FORMAT, publish, read_manifest, update_card
 from builder.pipeline.recipe import Recipe
@@ -118,8 +118,6 @@ def run_step(plan: StepPlan, recipe: Recipe, executor=None) -> str:
             return plan.head
         own_executor = executor is None
         if own_executor:
-            from builder.pipeline.executors.local import LocalExecutor
-
             executor = LocalExecutor()
         try:
             revision = _run_and_publish(plan, recipe, checkpoint, executor)
@@ -166,8 +164,13 @@ def _manifest(plan: StepPlan, recipe: Recipe, facts: dict) -> dict:
         "fingerprint": plan.fingerprint,
         "settings": step.fingerprint_extra(),  # e.g. the model, the sandbox's limits
         "input": plan.source.ref if plan.source is not None else None,
-        "params": dataclasses.asdict(step.params),
-        "recipe": {"name": recipe.name, "file": recipe.path, "fingerprint": recipe.fingerprint()},
+        "params": step.published_params(),
+        # The file's name only: where the user keeps it is nobody else's business.
+        "recipe": {
+            "name": recipe.name,
+            "file": Path(recipe.path).name,
+            "fingerprint": recipe.fingerprint(),
+        },
         "versions": software_versions(),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **facts,
@@ -175,7 +178,7 @@ def _manifest(plan: StepPlan, recipe: Recipe, facts: dict) -> dict:
 
 
 def _commit_description(plan: StepPlan, recipe: Recipe) -> str:
-    return f"fingerprint {plan.fingerprint}; recipe {recipe.name} ({recipe.path})"
+    return f"fingerprint {plan.fingerprint}; recipe {recipe.name} ({Path(recipe.path).name})"
 
 
 class BranchRevisions:

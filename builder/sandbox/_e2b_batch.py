@@ -32,7 +32,7 @@ def harness_files(harness_dir: str = HARNESS_DIR) -> list[dict]:
 
 def batch_payload(codes: Sequence[str], limits: SandboxLimits) -> str:
     """The batch file: the worker's configuration (as the local backend gives it) and the code."""
-    config = {**dataclasses.asdict(limits), "python_paths": []}
+    config = {**dataclasses.asdict(limits), "python_paths": [], "scratch_mounts": []}
     return json.dumps({"config": config, "codes": list(codes)})
 
 

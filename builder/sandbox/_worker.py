@@ -184,26 +184,43 @@ def _verdict(event, status, usage, report, nonce, pid, cfg):
     return "fail", f"exited with status {code} before the program finished"
 
 
-def _wipe_scratch():
-    """Empty /tmp and /dev/shm; False if something could not be removed."""
+def _wipe_scratch(keep=()):
+    """Empty /tmp and /dev/shm, but for the read-only mounts in `keep` (an environment that lives
+    under /tmp) and the directories that lead to them; False if something could not be removed."""
+    keep, leads = set(keep), set()
+    for path in keep:
+        while (path := os.path.dirname(path)) not in ("/", *SCRATCH_DIRS):
+            leads.add(path)
     for root in SCRATCH_DIRS:
         # The program may have taken the permissions away from its directories: give them back
         # top-down (os.walk lists a directory only after the loop body saw its name).
         for dirpath, dirnames, _ in os.walk(root):
+            dirnames[:] = [name for name in dirnames if os.path.join(dirpath, name) not in keep]
             for name in dirnames:
                 try:
                     os.chmod(os.path.join(dirpath, name), 0o700)
                 except OSError:
                     pass
-        for entry in os.scandir(root):
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                try:
-                    os.unlink(entry.path)
-                except OSError:
-                    pass
-    return not any(os.listdir(root) for root in SCRATCH_DIRS)
+    left = [_empty(root, keep, leads) for root in SCRATCH_DIRS]  # both, whatever the first says
+    return not any(left)
+
+
+def _empty(directory, keep, leads):
+    """Remove what `directory` holds but `keep` and `leads`; True if something is left."""
+    left = False
+    for entry in os.scandir(directory):
+        if entry.path in keep:
+            continue
+        if entry.path in leads and entry.is_dir(follow_symlinks=False):
+            left = _empty(entry.path, keep, leads) or left
+        elif entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
+    return left or any(e.path not in keep | leads for e in os.scandir(directory))
 
 
 def _ipc_left():
@@ -255,7 +272,7 @@ def run_one(code, cfg):
         "exit_code": None if status is None else os.waitstatus_to_exitcode(status),
         "stdout": caps[out_r].text(),
         "stderr": caps[err_r].text(),
-        "recycle": not _wipe_scratch() or _ipc_left(),
+        "recycle": not _wipe_scratch(cfg["scratch_mounts"]) or _ipc_left(),
     }
 
 

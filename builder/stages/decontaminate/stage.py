@@ -19,8 +19,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from builder.errors import RecipeError
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage, text_of
 from builder.pipeline.step import StepContext, StepParams, runtime_only
+from builder.stages.decontaminate.benchmarks import (
+    MIN_PIECE_CHARS,
+    Matcher,
+    check_names,
+    describe_matches,
+    load_pieces,
+    resolve,
+)
 
 
 @dataclass
@@ -35,12 +44,9 @@ class DecontaminateParams(StepParams):
     # Used where available: skipped (with a warning, a note in the card, and "unavailable" in
     # the fingerprint) when they cannot be found; any other missing benchmark is an error.
     optional: list[str] = field(default_factory=lambda: ["ds1000", "livecodebench"])
-    num_proc: int = runtime_only(1)
+    num_proc: int = runtime_only(1, ge=1)
 
     def __post_init__(self):
-        from builder.errors import RecipeError
-        from builder.stages.decontaminate.benchmarks import check_names
-
         problem = check_names(self.benchmarks, self.sources, self.optional)
         if problem:
             raise RecipeError(f"stages.decontaminate.{problem}")
@@ -69,8 +75,6 @@ class DecontaminateStage(RowStage):
         """Every benchmark pinned: once, in the process that plans the run (the runner asks for
         the fingerprint before any work), then carried to the workers with the stage."""
         if self._resolved is None:
-            from builder.stages.decontaminate.benchmarks import resolve
-
             self._resolved = resolve(
                 self.params.benchmarks, self.params.sources, self.params.optional
             )
@@ -86,8 +90,6 @@ class DecontaminateStage(RowStage):
 
     def matcher(self):
         if self._matcher is None:
-            from builder.stages.decontaminate.benchmarks import Matcher, load_pieces
-
             pieces = []
             for item in self.resolved():
                 if item.available:
@@ -98,8 +100,6 @@ class DecontaminateStage(RowStage):
         return self._matcher
 
     def process(self, rows: list[Row]) -> ChunkResult:
-        from builder.stages.decontaminate.benchmarks import describe_matches
-
         matcher = self.matcher()
         result = ChunkResult()
         for row in rows:
@@ -113,8 +113,6 @@ class DecontaminateStage(RowStage):
         return result
 
     def card_notes(self) -> str:
-        from builder.stages.decontaminate.benchmarks import MIN_PIECE_CHARS
-
         matcher = self.matcher()
         trivial = {}
         for piece in matcher.trivial:

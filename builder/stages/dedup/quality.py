@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from builder.stages.dedup.index import NearDuplicateIndex
 from builder.stages.dedup.sketch import shingles, signatures
 
 _IDENTIFIER = re.compile(r"\b[A-Za-z_][A-Za-z_0-9]{2,}\b")
@@ -150,7 +151,6 @@ def evaluate(
 
 def greedy_dedup(sigs: np.ndarray, threshold: float) -> list[int | None]:
     """merged_into for signatures, by the stage's own index (see `index.py`)."""
-    from builder.stages.dedup.index import NearDuplicateIndex
 
     index = NearDuplicateIndex(threshold, sigs.shape[1])
     kept_rows: list[int] = []

@@ -20,8 +20,12 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from builder.errors import RecipeError
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage, text_of
-from builder.pipeline.step import StepContext, StepParams, runtime_only
+from builder.pipeline.step import StepContext, StepParams, bounded, runtime_only
+from builder.stages.dedup import NearDuplicateIndex, signatures
+from builder.stages.dedup.index import lsh_params
+from builder.stages.dedup.sketch import MAX_NGRAM
 
 SIGNATURE = "minhash"  # the column carrying signatures from `process` to `finalize`
 _BATCH = 1024  # rows whose band keys `finalize` computes at once
@@ -32,13 +36,10 @@ class DedupParams(StepParams):
     threshold: float = 0.5  # estimated Jaccard similarity at or above which rows are duplicates
     num_perm: int = 256  # MinHash permutations
     ngram: int = 5  # tokens per shingle
-    seed: int = 1  # of the permutations (datasketch's default)
-    num_proc: int = runtime_only(0)  # 0: every core
+    seed: int = bounded(1, ge=0)  # of the permutations (datasketch's default)
+    num_proc: int = runtime_only(0, ge=0)  # 0: every core
 
     def __post_init__(self):
-        from builder.errors import RecipeError
-        from builder.stages.dedup.sketch import MAX_NGRAM
-
         if not 0.0 < self.threshold <= 1.0:
             raise RecipeError(f"stages.dedup.threshold must be in (0, 1], got {self.threshold}")
         if not 1 <= self.ngram <= MAX_NGRAM:
@@ -68,8 +69,6 @@ class DedupStage(RowStage):
         return self.params.num_proc or len(os.sched_getaffinity(0))
 
     def process(self, rows: list[Row]) -> ChunkResult:
-        from builder.stages.dedup import signatures
-
         p = self.params
         texts = [text_of(row, "function") for row in rows]
         values = signatures(texts, p.num_perm, p.ngram, p.seed)
@@ -80,7 +79,6 @@ class DedupStage(RowStage):
     def finalize(self, rows: Iterable[Row]) -> Iterator[Row | Drop]:
         import numpy as np
 
-        from builder.stages.dedup import NearDuplicateIndex
 
         index = NearDuplicateIndex(self.params.threshold, self.params.num_perm)
         kept_ids: list[str] = []
@@ -118,8 +116,6 @@ class DedupStage(RowStage):
             self._summary["largest"] = (kept_ids[kept], kept_names[kept], size + 1)
 
     def card_notes(self) -> str:
-        from builder.stages.dedup.index import lsh_params
-
         p = self.params
         bands, rows = lsh_params(p.threshold, p.num_perm)
         lines = [

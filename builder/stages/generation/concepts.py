@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from builder.engines.generator import PromptSpec
 from builder.pipeline.rows import ChunkResult, Drop, Row
 from builder.stages.generation.base import GenerationStage, completion_row
+from builder.stages.generation.library import fewshot_examples
 from builder.stages.generation.params import GenerationParams
-from builder.stages.generation.prompting import STOP
+from builder.stages.generation.parse import parse_concepts
+from builder.stages.generation.prompting import STOP, concepts_prompt
 
 
 @dataclass
@@ -33,11 +36,6 @@ class ConceptsStage(GenerationStage):
     stop = STOP
 
     def process(self, rows: list[Row]) -> ChunkResult:
-        from builder.engines.generator import PromptSpec
-        from builder.stages.generation.library import fewshot_examples
-        from builder.stages.generation.parse import parse_concepts
-        from builder.stages.generation.prompting import concepts_prompt
-
         examples = fewshot_examples()
         k = self.params.num_fewshots
         prompts = [

@@ -12,10 +12,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from builder.engines.generator import PromptSpec
 from builder.pipeline.rows import ChunkResult, Drop, Row
 from builder.stages.generation.base import GenerationStage, completion_row
+from builder.stages.generation.library import fewshot_examples, properties
 from builder.stages.generation.params import GenerationParams
-from builder.stages.generation.prompting import STOP
+from builder.stages.generation.parse import parse_instruction
+from builder.stages.generation.prompting import STOP, instruction_prompt, sample_property
 
 
 @dataclass
@@ -35,11 +38,6 @@ class InstructionsStage(GenerationStage):
     stop = STOP
 
     def process(self, rows: list[Row]) -> ChunkResult:
-        from builder.engines.generator import PromptSpec
-        from builder.stages.generation.library import fewshot_examples, properties
-        from builder.stages.generation.parse import parse_instruction
-        from builder.stages.generation.prompting import instruction_prompt, sample_property
-
         examples, props, k = fewshot_examples(), properties(), self.params.num_fewshots
         prompts, drawn = [], []
         for row in rows:

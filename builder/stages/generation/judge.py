@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from builder.engines.generator import PromptSpec
 from builder.pipeline.rows import ChunkResult, Drop, Row
 from builder.stages.generation.base import GenerationStage
+from builder.stages.generation.library import judge_examples
 from builder.stages.generation.params import GenerationParams
-from builder.stages.generation.prompting import JUDGE_STOP
+from builder.stages.generation.parse import parse_judge
+from builder.stages.generation.prompting import JUDGE_STOP, judge_prompt
 
 
 @dataclass
@@ -35,11 +38,6 @@ class JudgeStage(GenerationStage):
     stop = JUDGE_STOP
 
     def process(self, rows: list[Row]) -> ChunkResult:
-        from builder.engines.generator import PromptSpec
-        from builder.stages.generation.library import judge_examples
-        from builder.stages.generation.parse import parse_judge
-        from builder.stages.generation.prompting import judge_prompt
-
         examples = judge_examples()
         prompts = [
             PromptSpec(

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from builder.engines.generator import PromptSpec
 from builder.pipeline.rows import ChunkResult, Drop, Row
 from builder.stages.generation.base import GenerationStage
+from builder.stages.generation.library import fewshot_examples
 from builder.stages.generation.params import GenerationParams
-from builder.stages.generation.prompting import STOP
+from builder.stages.generation.parse import parse_response
+from builder.stages.generation.prompting import STOP, response_prompt
 
 _PARTS = ("reasoning", "implementation", "explanation", "tests")
 
@@ -39,12 +42,10 @@ class ResponsesStage(GenerationStage):
     single_sample = False
     stop = STOP
 
-    def process(self, rows: list[Row]) -> ChunkResult:
-        from builder.engines.generator import PromptSpec
-        from builder.stages.generation.library import fewshot_examples
-        from builder.stages.generation.parse import parse_response
-        from builder.stages.generation.prompting import response_prompt
+    def rows_out(self, rows_in: int) -> int:
+        return rows_in * self.params.n  # every sample is a row, kept or dropped
 
+    def process(self, rows: list[Row]) -> ChunkResult:
         examples, k, n = fewshot_examples(), self.params.num_fewshots, self.params.n
         prompts = [
             PromptSpec(

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 from builder.errors import StageError
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
-from builder.pipeline.step import StepParams, runtime_only
+from builder.pipeline.step import StepParams, bounded, runtime_only
+from builder.stages.seeds.import_inference import ImportInferrer, NotInferred
 
 
 @dataclass
 class ImportsParams(StepParams):
-    timeout_s: float = 10.0
-    num_proc: int = runtime_only(0)  # 0: every core
+    timeout_s: float = bounded(10.0, gt=0)
+    num_proc: int = runtime_only(0, ge=0)  # 0: every core
 
 
 class ImportsStage(RowStage):
@@ -38,7 +39,6 @@ class ImportsStage(RowStage):
     def fingerprint_extra(self) -> dict:
         version = _version("autoimport")
         if version == "(not installed)":  # checked at plan time, before any work
-            from builder.errors import StageError
 
             raise StageError(
                 "the imports stage needs autoimport (GPL-3.0, an optional extra): "
@@ -50,8 +50,6 @@ class ImportsStage(RowStage):
         return self.params.num_proc or len(os.sched_getaffinity(0))
 
     def process(self, rows: list[Row]) -> ChunkResult:
-        from builder.stages.seeds.import_inference import ImportInferrer, NotInferred
-
         if importlib.util.find_spec("autoimport") is None:
             raise StageError("the imports stage needs autoimport: pip install autoimport")
         timeout = self.params.timeout_s

@@ -21,16 +21,23 @@ import sys
 from dataclasses import dataclass
 
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
-from builder.pipeline.step import StepParams, runtime_only
+from builder.pipeline.step import StepParams, bounded, runtime_only
+from builder.stages.seeds.pyright_server import Failure, PyrightServer
+from builder.stages.seeds.pyright_setup import (
+    describe,
+    installed_pyright_version,
+    node_version,
+    pyright_settings,
+)
 
 
 @dataclass
 class TypecheckParams(StepParams):
     report_missing_imports: bool = False
-    timeout_s: float = 60.0  # per function; reaching it drops the function
+    timeout_s: float = bounded(60.0, gt=0)  # per function; reaching it drops the function
     # Pyright processes; 0: half the cores (one Pyright keeps ~1.5 cores busy: V8 compiles and
     # collects garbage on helper threads), at least 1.
-    num_proc: int = runtime_only(0)
+    num_proc: int = runtime_only(0, ge=0)
 
 
 class TypecheckStage(RowStage):
@@ -48,7 +55,6 @@ class TypecheckStage(RowStage):
 
     def fingerprint_extra(self) -> dict:
         """Pyright's version and settings decide the verdicts as much as the parameters do."""
-        from builder.stages.seeds.pyright_setup import installed_pyright_version
 
         return {"pyright": installed_pyright_version(), "pyright_settings": self.settings()}
 
@@ -56,14 +62,9 @@ class TypecheckStage(RowStage):
         return self.params.num_proc or max(1, len(os.sched_getaffinity(0)) // 2)
 
     def settings(self) -> dict:
-        from builder.stages.seeds.pyright_setup import pyright_settings
-
         return pyright_settings(self.params.report_missing_imports)
 
     def process(self, rows: list[Row]) -> ChunkResult:
-        from builder.stages.seeds.pyright_server import Failure, PyrightServer
-        from builder.stages.seeds.pyright_setup import describe
-
         settings, timeout = self.settings(), self.params.timeout_s
         server = self.worker_resources.get(  # warm for the worker's life, from chunk to chunk
             ("pyright", json.dumps(settings, sort_keys=True), timeout),
@@ -87,8 +88,6 @@ class TypecheckStage(RowStage):
         return result
 
     def card_notes(self) -> str:
-        from builder.stages.seeds.pyright_setup import installed_pyright_version, node_version
-
         missing = ("an error" if self.params.report_missing_imports else
                    "not reported (names from such a module are then unknown, not errors)")
         return (

@@ -19,7 +19,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
-from builder.pipeline.step import StepParams
+from builder.pipeline.step import StepParams, bounded
+from builder.stages.generation.parse import parse_response
 from builder.stages.select.sft_format import (
     normalise,
     remove_tests_section,
@@ -32,7 +33,7 @@ _GROUP = "_select_group"
 
 @dataclass
 class SelectParams(StepParams):
-    seed: int = 0
+    seed: int = bounded(0, ge=0)
     strip_comments: bool = False
     remove_tests: bool = False
     incomplete_markers: list[str] = field(
@@ -64,8 +65,6 @@ class SelectStage(RowStage):
         return result
 
     def _reject_reason(self, row: Row) -> tuple[str, str]:
-        from builder.stages.generation.parse import parse_response
-
         if row["exec_status"] != "pass":
             return "not_passed", f"{row['exec_status']}: {row.get('exec_error') or ''}"[:200]
         response = row["response"] or ""

@@ -35,8 +35,9 @@ class FileInput(InputSource):
         if not self.path.is_file():
             raise StageError(f"training data file not found: {path}")
         data = self.path.read_bytes()
-        # The path as given (not this machine's layout); the digest pins the content.
-        self.ref = {"kind": "file", "path": path, "revision": hashlib.sha256(data).hexdigest()[:40]}
+        # The file's name only (where the user keeps it stays private); the digest pins it.
+        digest = hashlib.sha256(data).hexdigest()[:40]
+        self.ref = {"kind": "file", "path": self.path.name, "revision": digest}
         self.table = self._read(data)
         self.columns, self.num_rows = self.table.column_names, self.table.num_rows
 

@@ -96,8 +96,8 @@ def _pin_model(inputs, name: str, revision: str | None) -> BaseModel:
     if inputs.has_model(name):
         pinned = inputs.model_repo(name, revision or "main")
         return BaseModel(name, pinned.revision, pinned.path, local=True)
-    pinned = ModelInput(name, revision)
-    return BaseModel(name, pinned.revision, pinned.path, local=Path(name).expanduser().exists())
+    pinned = ModelInput(name, revision)  # a local folder is named by its own name only
+    return BaseModel(pinned.name, pinned.revision, pinned.path, Path(name).expanduser().exists())
 
 
 def _loss(training: dict) -> str:
