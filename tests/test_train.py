@@ -307,15 +307,18 @@ from builder.store import open_store
 kill_at, wait_for, argv = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
 after_step = transformers.Trainer._maybe_log_save_evaluate
 
+def published(store, repo, branch):  # the branch exists before its commit lands
+    if not store.repo_exists(repo) or branch not in store.refs(repo).branches:
+        return False
+    return store.read_text(repo, store.resolve(repo, branch), "manifest.json") is not None
+
 def then_kill(self, *args, **kwargs):
     after_step(self, *args, **kwargs)
     if self.state.global_step == kill_at:
         if wait_for:  # "STORE REPO BRANCH": until that checkpoint revision is published
             uri, repo, branch = wait_for.split()
-            store, deadline = open_store(uri, "model"), time.monotonic() + 60
-            while time.monotonic() < deadline and not (
-                store.repo_exists(repo) and branch in store.refs(repo).branches
-            ):
+            store, deadline = open_store(uri, "model"), time.monotonic() + 120
+            while time.monotonic() < deadline and not published(store, repo, branch):
                 time.sleep(0.05)
         os.kill(os.getpid(), signal.SIGKILL)
 

@@ -66,14 +66,16 @@ def publish(
     """Commit every file under `folder`, with the manifest and card written beside them, as
     one commit on `branch`. `parent`: the head the work was planned against (None: the
     repository must not exist yet, or must be new). Another branch than main (a training
-    checkpoint's) is made from main if it does not exist, and takes the commit whatever its
-    head. Returns the new commit id."""
+    checkpoint's) is made from the repository's first commit if it does not exist, and takes
+    the commit whatever its head. Returns the new commit id."""
     with disk_errors(folder):
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
         (folder / CARD).write_text(card)
     if branch != "main":
         store.create_repo(repo, private=private)
-        store.create_branch(repo, branch, "main")
+        # From the repository's first commit, not main: until the commit lands (or if the run
+        # dies first) the branch shows an empty repository, never another revision's files.
+        store.create_branch(repo, branch, store.log(repo)[-1].id)
         parent = store.resolve(repo, branch)
     elif parent is None:
         store.create_repo(repo, private=private)
