@@ -81,7 +81,7 @@ def open_training_input(inputs, spec: str, split: str) -> InputSource:
 
 
 def row_format(columns: list[str], where: str) -> str:
-    """ "messages" or "pairs"; a one-line error naming the columns otherwise."""
+    """The kind of rows, "messages" or "pairs"; a one-line error naming the columns otherwise."""
     if "messages" in columns:
         return "messages"
     if "instruction" in columns and "response" in columns:

@@ -32,10 +32,10 @@ from builder.stages.train.params import TrainParams, check_names, option_names
 
 @dataclass(frozen=True)
 class BaseModel:
-    name: str  # as the recipe gives it
+    name: str  # as cards name it: a Hub id, a store repository, a local folder's own name
     revision: str  # pinned
     path: str  # what from_pretrained reads: a Hub id or a local folder
-    local: bool
+    local: bool  # a folder here: no revision to pass to from_pretrained
 
 
 class TrainStep(Step):
