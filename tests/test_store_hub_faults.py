@@ -31,6 +31,10 @@ def hub(fake_hub, monkeypatch):
 
 def run_args(name, tmp_path):
     corpus = write_corpus(tmp_path / "corpus")
+    # A function of its own, so that this run's shards are new to the session's fake Hub
+    # (which, like the Hub, stores a file once and never asks for it twice).
+    own = f'def {name}(x):\n    """Unique to {tmp_path.name}."""\n    return x\n'
+    (corpus / "own.py").write_text(own)
     return ["--set", f"name={name}", "--set", "hub.store=hf", "--set", "hub.namespace=tester",
             "--set", f"work_dir={tmp_path / 'work'}", "--set", f"stages.extract.source={corpus}",
             "--set", "stages.extract.num_proc=1"]  # fmt: skip
@@ -61,7 +65,7 @@ def test_a_hub_that_never_answers_a_commit_is_one_line_and_nothing_is_published(
     hub.clear_faults()
     assert run_cli("run", TINY, "--only", "extract", *args) == 0
     assert len(open_store("hf").log(repo)) == 2
-    assert len(export_rows("hf", repo, tmp_path)) == 3
+    assert len(export_rows("hf", repo, tmp_path)) == 4  # area, clamp, fetch and its own
 
 
 def test_a_commit_made_whose_answer_never_came_is_found_not_made_twice(hub, tmp_path, caplog):

@@ -16,7 +16,7 @@ from pathlib import Path
 from builder.sandbox.base import ExecResult, SandboxLimits
 
 HARNESS_DIR = "/opt/builder-harness"  # in the E2B sandbox; never under /tmp (remounted per batch)
-HARNESS_FILES = ("_worker.py", "_child.py", "_e2b_driver.py")
+HARNESS_FILES = ("_worker.py", "_child.py", "_scratch.py", "_e2b_driver.py")
 PROGRAM_UID = 2000  # runs the programs: not root, not the template's `user`
 RESULT_FIELDS = ("status", "duration_s", "stdout", "stderr", "exit_code", "error")
 

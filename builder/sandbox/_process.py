@@ -25,7 +25,7 @@ from builder.sandbox.base import SandboxError, SandboxLimits
 log = logging.getLogger(__name__)
 
 HARNESS_DIR = "/opt/harness"  # where _worker.py and _child.py appear inside the sandbox
-HARNESS_FILES = ("_worker.py", "_child.py")
+HARNESS_FILES = ("_worker.py", "_child.py", "_scratch.py")
 SANDBOX_UID = 1000  # inside the user namespace; maps to the host user that runs us
 STARTUP_TIMEOUT_S = 30.0
 BWRAP_MISSING = (

@@ -17,7 +17,6 @@ import gc
 import json
 import os
 import select
-import shutil
 import signal
 import struct
 import sys
@@ -26,10 +25,10 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I left the script dir out
 import _child
+import _scratch
 
 del sys.path[0]  # programs must not see the harness directory on their path
 
-SCRATCH_DIRS = ("/tmp", "/dev/shm")
 REPORT_MAX = 8192  # bytes read from the report pipe; the harness's report is much shorter
 GUARD_INTERVAL_S = 0.02  # how often the process-count guard looks at /proc while a program runs
 PRELOAD = (
@@ -184,57 +183,6 @@ def _verdict(event, status, usage, report, nonce, pid, cfg):
     return "fail", f"exited with status {code} before the program finished"
 
 
-def _wipe_scratch(keep=()):
-    """Empty /tmp and /dev/shm, but for the read-only mounts in `keep` (an environment that lives
-    under /tmp) and the directories that lead to them; False if something could not be removed."""
-    keep, leads = set(keep), set()
-    for path in keep:
-        while (path := os.path.dirname(path)) not in ("/", *SCRATCH_DIRS):
-            leads.add(path)
-    for root in SCRATCH_DIRS:
-        # The program may have taken the permissions away from its directories: give them back
-        # top-down (os.walk lists a directory only after the loop body saw its name).
-        for dirpath, dirnames, _ in os.walk(root):
-            dirnames[:] = [name for name in dirnames if os.path.join(dirpath, name) not in keep]
-            for name in dirnames:
-                try:
-                    os.chmod(os.path.join(dirpath, name), 0o700)
-                except OSError:
-                    pass
-    left = [_empty(root, keep, leads) for root in SCRATCH_DIRS]  # both, whatever the first says
-    return not any(left)
-
-
-def _empty(directory, keep, leads):
-    """Remove what `directory` holds but `keep` and `leads`; True if something is left."""
-    left = False
-    for entry in os.scandir(directory):
-        if entry.path in keep:
-            continue
-        if entry.path in leads and entry.is_dir(follow_symlinks=False):
-            left = _empty(entry.path, keep, leads) or left
-        elif entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-        else:
-            try:
-                os.unlink(entry.path)
-            except OSError:
-                pass
-    return left or any(e.path not in keep | leads for e in os.scandir(directory))
-
-
-def _ipc_left():
-    """SysV IPC objects outlive their processes; their presence means: recycle the sandbox."""
-    for kind in ("shm", "sem", "msg"):
-        try:
-            with open(f"/proc/sysvipc/{kind}") as fh:
-                if len(fh.readlines()) > 1:
-                    return True
-        except OSError:
-            pass
-    return False
-
-
 def run_one(code, cfg):
     nonce = os.urandom(16).hex()
     os.mkdir(_child.WORKDIR, 0o700)
@@ -272,7 +220,7 @@ def run_one(code, cfg):
         "exit_code": None if status is None else os.waitstatus_to_exitcode(status),
         "stdout": caps[out_r].text(),
         "stderr": caps[err_r].text(),
-        "recycle": not _wipe_scratch(cfg["scratch_mounts"]) or _ipc_left(),
+        "recycle": not _scratch.wipe(cfg["scratch_mounts"]) or _scratch.ipc_left(),
     }
 
 

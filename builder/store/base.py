@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from builder.errors import StoreError
 
@@ -100,6 +101,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def fetch(self, repo: str, revision: str, paths: list[str]) -> dict[str, Path]:
         """Local, read-only copies of `paths` at `revision` (a commit id)."""
+
+    def open_file(self, repo: str, revision: str, path: str) -> BinaryIO:
+        """A seekable binary file of `path` at `revision`, for readers that need only parts of
+        it (a parquet footer and a few row groups). The default opens a fetched copy; the Hub's
+        reads only the byte ranges asked for."""
+        return open(self.fetch(repo, revision, [path])[path], "rb")
 
     def read_text(self, repo: str, revision: str, path: str) -> str | None:
         """The text of one file at `revision`, or None if the file is not there."""

@@ -30,7 +30,7 @@ from builder.store.files import ObjectState, check_object
 from builder.store.hub_calls import HubUnavailable, Limits, hub_errors, install_timeouts, tried
 
 log = logging.getLogger(__name__)
-REPO_TYPES = ("dataset", "model")
+REPO_TYPES = ("dataset", "model", "space")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _GIT_OID = re.compile(r"^[0-9a-f]{40}$")
 
@@ -53,9 +53,10 @@ class HubStore(Store):
         return self.limits.retry(lambda: self.api.repo_exists(repo, repo_type=self.repo_type), repo)
 
     def create_repo(self, repo: str, private: bool) -> None:
+        sdk = {"space_sdk": "gradio"} if self.repo_type == "space" else {}
         self.limits.retry(
             lambda: self.api.create_repo(
-                repo, repo_type=self.repo_type, private=private, exist_ok=True
+                repo, repo_type=self.repo_type, private=private, exist_ok=True, **sdk
             ),
             repo,
         )
@@ -154,6 +155,19 @@ class HubStore(Store):
         if missing:
             raise StoreError(f"file '{missing[0]}' not found in {repo}@{revision}")
         return local
+
+    def open_file(self, repo: str, revision: str, path: str):
+        from urllib.parse import quote
+
+        from huggingface_hub import HfFileSystem
+
+        prefix = {"dataset": "datasets/", "space": "spaces/"}.get(self.repo_type, "")
+        address = f"{prefix}{repo}@{quote(revision, safe='')}/{path}"
+        try:
+            # Byte ranges on demand: a page of a million-row split costs its row groups.
+            return self.limits.retry(lambda: HfFileSystem().open(address), repo, revision)
+        except FileNotFoundError:
+            raise StoreError(f"file '{path}' not found in {repo}@{revision}") from None
 
     def commit(
         self,

@@ -25,12 +25,10 @@ without working `flock`.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import re
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 from builder.errors import CommitConflict, RepoNotFound, RevisionNotFound, StoreError
@@ -38,13 +36,11 @@ from builder.store.base import CommitInfo, DamagedStore, RepoRefs, Store
 from builder.store.files import (
     ObjectState,
     check_object,
-    copy_atomic,
     disk_errors,
-    file_sha256,
     fsync_dir,
-    fsync_file,
     write_atomic,
 )
+from builder.store.local_records import now, read_record, store_bytes, store_file, write_record
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +87,12 @@ class LocalStore(Store):
             with disk_errors(path):
                 for sub in ("objects", "commits", "refs/heads", "refs/tags"):
                     (path / sub).mkdir(parents=True, exist_ok=True)
-            attributes = self._store_bytes(path, _GITATTRIBUTES.encode())
+            attributes = store_bytes(path, _GITATTRIBUTES.encode())
             tree = {".gitattributes": {"sha256": attributes, "size": len(_GITATTRIBUTES)}}
             fsync_dir(path / "objects")
             first = self.write_commit(path, None, "initial commit", "", tree)
             write_atomic(path / "refs/heads/main", first)
-            info = {"id": repo, "private": private, "created_at": _now()}
+            info = {"id": repo, "private": private, "created_at": now()}
             write_atomic(path / "repo.json", json.dumps(info, indent=1))
             for folder in (path / "refs", path.parent, path.parent.parent):
                 fsync_dir(folder)  # the new folders' own entries
@@ -223,10 +219,10 @@ class LocalStore(Store):
             kept = self.commit_record(path, repo, self.resolve(repo, parent or branch))["tree"]
         tree = {".gitattributes": None, **kept, **{p: None for p in files}}
         for repo_path, local in sorted(files.items()):
-            tree[repo_path] = self._store_file(path, Path(local))
+            tree[repo_path] = store_file(path, Path(local))
         if tree[".gitattributes"] is None:
             data = _GITATTRIBUTES.encode()
-            tree[".gitattributes"] = {"sha256": self._store_bytes(path, data), "size": len(data)}
+            tree[".gitattributes"] = {"sha256": store_bytes(path, data), "size": len(data)}
         fsync_dir(path / "objects")  # every object on disk before the record that names them
         with self.locked(path):
             if not (path / "refs/heads" / branch).is_file():
@@ -262,78 +258,7 @@ class LocalStore(Store):
 
     def commit_record(self, path: Path, repo: str, commit_id: str) -> dict:
         """The commit record, checked against its id; DamagedStore names it otherwise."""
-        file = path / "commits" / f"{commit_id}.json"
-        try:
-            data = file.read_bytes()
-        except FileNotFoundError:
-            raise DamagedStore(
-                f"{repo}@{commit_id}: commit record {file} is missing; {self.hint(repo)}"
-            ) from None
-        record = None
-        if hashlib.sha1(data).hexdigest() == commit_id:
-            try:
-                record = json.loads(data)
-            except ValueError:
-                pass
-        if not _is_record(record):
-            raise DamagedStore(
-                f"{repo}@{commit_id}: commit record {file} is damaged (its content does not "
-                f"match its id); {self.hint(repo)}"
-            )
-        return record
+        return read_record(path, repo, commit_id, self.hint(repo))
 
     def write_commit(self, path, parent, message, description, tree) -> str:
-        title, _, body = message.partition("\n")
-        record = {
-            "parent": parent,
-            "title": title,
-            "message": (body.strip() + "\n\n" + description).strip() if body else description,
-            "created_at": _now(),
-            "tree": tree,
-        }
-        text = json.dumps(record, sort_keys=True, indent=1)
-        commit_id = hashlib.sha1(text.encode()).hexdigest()
-        write_atomic(path / "commits" / f"{commit_id}.json", text)
-        return commit_id
-
-    def _store_file(self, path: Path, local: Path) -> dict:
-        """Store one file's content as an object; returns its tree entry."""
-        sha, size = file_sha256(local), local.stat().st_size
-        target = path / "objects" / sha
-        if not self._reuse(target, sha, size):
-            copy_atomic(local, target, mode=0o444)
-        return {"sha256": sha, "size": size}
-
-    def _store_bytes(self, path: Path, data: bytes) -> str:
-        sha = hashlib.sha256(data).hexdigest()
-        target = path / "objects" / sha
-        if not self._reuse(target, sha, len(data)):
-            write_atomic(target, data, mode=0o444)
-        return sha
-
-    @staticmethod
-    def _reuse(target: Path, sha: str, size: int) -> bool:
-        """Whether an object already there can be used as it is: only if intact (a damaged
-        one is replaced by this new copy), and then flushed, in case the process that wrote
-        it died before it could."""
-        state = check_object(target, sha, size)
-        if state is ObjectState.DAMAGED:
-            log.warning("replacing damaged object %s with an intact copy", target)
-        if state is not ObjectState.INTACT:
-            return False
-        fsync_file(target)
-        return True
-
-
-def _is_record(record) -> bool:
-    return (
-        isinstance(record, dict)
-        and isinstance(record.get("tree"), dict)
-        and all(isinstance(e, dict) and "sha256" in e for e in record["tree"].values())
-        and (record.get("parent") is None or isinstance(record.get("parent"), str))
-        and all(isinstance(record.get(k), str) for k in ("title", "message", "created_at"))
-    )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+        return write_record(path, parent, message, description, tree)
