@@ -92,6 +92,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed optimizer steps first")
     parser.add_argument("--peak-tflops", type=float, help="device peak, for MFU (H100/H200: 989)")
     parser.add_argument("--no-gradient-checkpointing", action="store_true")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="CPU only: torch threads (more thrash a tiny model)"
+    )
     args = parser.parse_args()
     if args.config != "tiny" and not args.random_init:
         parser.error(f"--config {args.config} trains random weights: add --random-init")
@@ -105,6 +108,8 @@ def main() -> None:
     from builder.stages.train.trainer import build_trainer, load_tokenizer, make_sft_config
 
     gpu = torch.cuda.is_available()
+    if not gpu:
+        torch.set_num_threads(args.threads)
     seq_len = args.seq_len or (1280 if args.config != "tiny" else 256)
     dtype = torch.bfloat16 if gpu else torch.float32
     config = Starcoder2Config(**ARCHITECTURES[args.config], bos_token_id=0, eos_token_id=0)
@@ -135,8 +140,8 @@ def main() -> None:
     (t0, tokens0), (t1, tokens1) = timer.marks[args.warmup - 1], timer.marks[-1]
     rate = (tokens1 - tokens0) / (t1 - t0)
     params = sum(p.numel() for p in model.parameters())
-    print(f"model: {args.config} ({params / 1e6:,.1f}M parameters, random init), {dtype}, "
-          f"{'cuda: ' + torch.cuda.get_device_name() if gpu else 'cpu'}")  # fmt: skip
+    device = f"cuda: {torch.cuda.get_device_name()}" if gpu else f"cpu, {args.threads} threads"
+    print(f"model: {args.config} ({params / 1e6:,.1f}M parameters, random init), {dtype}, {device}")
     print(f"batch: {args.batch} x {args.accumulation} accumulation, sequence {seq_len}, "
           f"gradient checkpointing {'off' if args.no_gradient_checkpointing else 'on'}, Adafactor")  # fmt: skip
     print(f"timed: {args.steps} optimizer steps, {(t1 - t0) / args.steps:.3f} s/step")

@@ -43,7 +43,7 @@ class EngineConfig:
     dtype: str = "auto"  # vllm, transformers
     max_model_len: int | None = bounded(None, ge=1)  # context length; None: the model's own
     batch_size: int = bounded(8, ge=1)  # transformers: sequences per generate() call
-    cpu_threads: int | None = bounded(None, ge=1)  # transformers on CPU: torch threads
+    cpu_threads: int | None = bounded(None, ge=1)  # on CPU (generation, training): torch threads
     tensor_parallel_size: int = bounded(1, ge=1)  # vllm
     gpu_memory_utilization: float = bounded(0.9, gt=0, le=1)  # vllm
     base_url: str = "http://localhost:8000/v1"  # openai
