@@ -22,7 +22,7 @@ def register(commands) -> None:
     store = commands.add_parser("store", help="look at repositories in a store")
     store_commands = store.add_subparsers(dest="store_command", required=True)
     for name, help_text, handler in (
-        ("log", "commits of a repository, newest first", cmd_log),
+        ("log", "commits of a repository (main, then its other branches' heads)", cmd_log),
         ("show", "a revision's card and first rows (or files, for a model)", cmd_show),
         ("export", "all rows of a revision's split as JSON lines", cmd_export),
     ):
@@ -68,9 +68,17 @@ def _open(args) -> Store:
 
 
 def cmd_log(args) -> int:
+    store = _open(args)
     repo, revision = split_ref(args.ref)
-    for commit in _open(args).log(repo, revision):
+    for commit in store.log(repo, revision):
         print(f"{commit.id}  {commit.created_at}  {commit.title}")
+    if "@" not in args.ref:  # the repository as a whole: its other branches too (checkpoints)
+        branches = {b: c for b, c in store.refs(repo).branches.items() if b != "main"}
+        if branches:
+            print("\nother branches:")
+        for branch, head in sorted(branches.items()):
+            commit = store.log(repo, head)[0]
+            print(f"{commit.id}  {commit.created_at}  {commit.title}  [{branch}]")
     return 0
 
 

@@ -86,6 +86,11 @@ class StepParams:
     input: str | None = runtime_only(None)  # its effect is already in the input revision
     limit: int | None = bounded(None, ge=0)  # the first rows (or tasks) only: dry runs
 
+    def input_stage_name(self) -> str | None:
+        """The recipe stage that `input` names (`stage` or `stage@revision`); None when it is
+        unset (the previous stage) or, for steps that read other things, names no stage."""
+        return (self.input or "").partition("@")[0] or None
+
     def fingerprint_items(self) -> dict[str, Any]:
         return {
             f.name: getattr(self, f.name)
@@ -174,7 +179,8 @@ class StepRun:
     output: Path
     work: Path
     executor: Any = None  # executors.base.Executor
-    publish_revision: Callable[..., str] | None = None  # (folder, branch, title) -> commit
+    # Revisions on branches other than main, published while running (runner.BranchRevisions).
+    revisions: Any = None
 
 
 def _without_paths(value: Any) -> Any:
@@ -193,6 +199,7 @@ class CardUpdate:
     repo: str
     transform: Callable[[str], str]  # old card -> new card
     title: str  # the commit's title
+    branch: str = "main"  # e.g. a training checkpoint's branch
 
 
 class Step:
