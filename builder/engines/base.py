@@ -77,6 +77,15 @@ def error_completion(kind: str, message: str) -> Completion:
     return Completion("", "error", error=message[:500], error_kind=kind)
 
 
+# How engines and servers (vLLM's, OpenAI's, TGI's) word a prompt longer than the context.
+_TOO_LONG_HINTS = ("context length", "maximum context", "too long", "max_model_len", "longer than")
+
+
+def is_prompt_too_long(message: str) -> bool:
+    """Whether a refusal's message says the prompt does not fit the model's context."""
+    return any(hint in message.lower() for hint in _TOO_LONG_HINTS)
+
+
 # Called once per request as soon as all of its samples are done (in any order):
 # (index of the request in the list given to `generate`, its n completions in sample order).
 OnDone = Callable[[int, list[Completion]], None]
