@@ -81,9 +81,11 @@ def error_completion(kind: str, message: str) -> Completion:
 _TOO_LONG_HINTS = ("context length", "maximum context", "too long", "max_model_len", "longer than")
 
 
-def is_prompt_too_long(message: str) -> bool:
-    """Whether a refusal's message says the prompt does not fit the model's context."""
-    return any(hint in message.lower() for hint in _TOO_LONG_HINTS)
+def refused(message: str) -> Completion:
+    """The completion of a request the engine or server refused: `prompt_too_long` when its
+    message says the prompt does not fit the model's context, else `request_failed`."""
+    too_long = any(hint in message.lower() for hint in _TOO_LONG_HINTS)
+    return error_completion("prompt_too_long" if too_long else "request_failed", message)
 
 
 # Called once per request as soon as all of its samples are done (in any order):

@@ -23,15 +23,7 @@ import asyncio
 import logging
 import os
 
-from builder.engines.base import (
-    Completion,
-    Engine,
-    OnDone,
-    Request,
-    cut_at_stop,
-    error_completion,
-    is_prompt_too_long,
-)
+from builder.engines.base import Completion, Engine, OnDone, Request, cut_at_stop, refused
 from builder.errors import BuilderError
 
 log = logging.getLogger(__name__)
@@ -108,9 +100,7 @@ class OpenAIEngine(Engine):
                     stop=list(sampling.stop) or None,
                 )
             except (openai.BadRequestError, openai.UnprocessableEntityError) as err:
-                message = _error_message(err)
-                kind = "prompt_too_long" if is_prompt_too_long(message) else "request_failed"
-                return [error_completion(kind, message)] * n
+                return [refused(_error_message(err))] * n
             except openai.NotFoundError as err:
                 raise BuilderError(
                     f"model '{self.served_name}' not found at {self.config.base_url}: "

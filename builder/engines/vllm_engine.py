@@ -35,15 +35,7 @@ import logging
 import os
 from pathlib import Path
 
-from builder.engines.base import (
-    Completion,
-    Engine,
-    OnDone,
-    Request,
-    cut_at_stop,
-    error_completion,
-    is_prompt_too_long,
-)
+from builder.engines.base import Completion, Engine, OnDone, Request, cut_at_stop, refused
 from builder.errors import BuilderError
 
 log = logging.getLogger(__name__)
@@ -140,8 +132,7 @@ class VLLMEngine(Engine):
                     (prompt,) = self.llm.renderer.render_cmpl([{"prompt": request.prompt}])
                     engine.add_request(request_id, prompt, params)
                 except _refusals() as err:  # refused before running, e.g. prompt too long
-                    kind = "prompt_too_long" if is_prompt_too_long(str(err)) else "request_failed"
-                    on_done(index, [error_completion(kind, str(err))] * request.n)
+                    on_done(index, [refused(str(err))] * request.n)
                     continue
                 owners[request_id] = index
             while engine.has_unfinished_requests():
