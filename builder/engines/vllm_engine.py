@@ -65,9 +65,9 @@ class VLLMEngine(Engine):
         super().__init__(model, revision, config)
         try:
             from vllm import LLM
-        except (RuntimeError, OSError) as err:  # not a missing vllm: one of its dependencies
+        except (ImportError, RuntimeError, OSError) as err:
             if not any(name in str(err) for name in _TORCH_COMPANIONS):
-                raise
+                raise  # a missing vllm: the registry says what to install
             raise BuilderError(
                 f"vllm does not import: {' '.join(str(err).split())[:200]} (a package built "
                 f"for another torch: pip uninstall -y {' '.join(_TORCH_COMPANIONS)})"
