@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import random
 import tempfile
 import time
@@ -148,6 +149,7 @@ def main() -> None:
     parser.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # the table, not vLLM's start-up log
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model
