@@ -16,14 +16,23 @@ from pathlib import Path
 SPECIAL_TOKENS = ["<|endoftext|>", "<|pad|>"]
 
 
-def build_tiny_model(output_dir: str | Path, vocab_size: int = 512, seed: int = 0) -> Path:
+def build_tiny_model(
+    output_dir: str | Path,
+    vocab_size: int = 512,
+    seed: int = 0,
+    texts: list[str] = (),
+    whole: list[str] = (),
+) -> Path:
+    """The random model. `texts`: more text for the tokenizer to learn; `whole`: strings the
+    tokenizer keeps as single tokens (the answers a fitted model learns to choose between)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Starcoder2Config, Starcoder2ForCausalLM
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    texts = [p.read_text() for p in sorted(Path(__file__).parents[1].rglob("*.py"))]  # builder/
+    package = sorted(Path(__file__).parents[1].rglob("*.py"))  # builder/
+    texts = [p.read_text() for p in package] + list(texts)
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -41,6 +50,11 @@ def build_tiny_model(output_dir: str | Path, vocab_size: int = 512, seed: int = 
         bos_token="<|endoftext|>",
         pad_token="<|pad|>",
     )
+    if whole:
+        from tokenizers import AddedToken
+
+        tokens = [AddedToken(w, normalized=False, special=False) for w in dict.fromkeys(whole)]
+        tokenizer.add_tokens(tokens)
     tokenizer.save_pretrained(output_dir)
 
     torch.manual_seed(seed)

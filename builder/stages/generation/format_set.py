@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from builder.stages.generation.library import fewshot_examples, judge_examples, properties
 from builder.stages.generation.prompting import (
     EXAMPLE_HEADER,
-    Property,
     concepts_prompt,
     instruction_prompt,
     judge_prompt,
@@ -32,33 +31,36 @@ _END = f"\n\n{EXAMPLE_HEADER}"  # where the stages stop: the next example's head
 
 
 def format_pairs(shots: int = 0, draws: int = 2, seed: int = 0) -> Iterator[dict[str, str]]:
-    """{"task", "prompt", "completion"} for every example, task and draw (a draw samples the
-    shots shown and the instruction's property anew)."""
+    """{"task", "prompt", "completion"} for every example, task and draw. The query of each
+    prompt comes from another example, drawn at random (a draw also samples the shots shown
+    and the instruction's property anew): a task's answer does not depend on its query, so the
+    model learns each task's answers from the prompt's format alone, whatever the seed."""
     examples = fewshot_examples()
     rng = random.Random(seed)
-    for draw in range(draws):
+    for _ in range(draws):
         for example in examples:
-            others = [e for e in examples if e is not example]  # never its own answer shown
-            judge = judge_prompt(example.snippet, judge_examples(), shots, rng)
+            other = rng.choice(examples)
+            shown = [e for e in examples if e is not example]  # never its own answer shown
+            code = rng.choice([other.snippet, other.implementation])
+            judge = judge_prompt(code, judge_examples(), shots, rng)
             yield _pair("judge", judge, "Yes\n")
             yield _pair(
                 "concepts",
-                concepts_prompt(example.snippet, others, shots, rng),
+                concepts_prompt(code, shown, shots, rng),
                 render_concepts(example.concepts) + _END,
             )
-            prop = sample_property(example.concepts, properties(), rng) if draw else Property(
-                example.category, example.language, example.difficulty, example.concepts
-            )
+            prop = sample_property(other.concepts, properties(), rng)
             yield _pair(
                 "instructions",
-                instruction_prompt(prop, others, shots, rng),
+                instruction_prompt(prop, shown, shots, rng),
                 example.instruction + _END,
             )
-            yield _pair(
-                "responses",
-                response_prompt(example.instruction, others, shots, rng),
-                render_response(example) + _END,
-            )
+            for other in (other, rng.choice(examples)):  # twice: the answer that must be exact
+                yield _pair(
+                    "responses",
+                    response_prompt(other.instruction, shown, shots, rng),
+                    render_response(example) + _END,
+                )
 
 
 def _pair(task: str, prompt: str, completion: str) -> dict[str, str]:
