@@ -22,7 +22,7 @@ from pathlib import Path
 
 from builder.errors import StageError
 from builder.pipeline.rows import ChunkResult, Row
-from builder.pipeline.shards import iter_parquet_rows, write_rows
+from builder.pipeline.shards import iter_parquet_rows, tmp_path_for, write_rows
 
 
 class Checkpoint:
@@ -33,19 +33,18 @@ class Checkpoint:
 
     def done_chunks(self) -> set[int]:
         """Chunks with their proof, and with every rows file the proof counts on."""
-        done = set()
-        for proof in self.chunks.glob("*.json"):
-            if not proof.stem.isdigit():
-                continue
-            index = int(proof.stem)
+        indices = (int(p.stem) for p in self.chunks.glob("*.json") if p.stem.isdigit())
+        return {index for index in indices if self.is_done(index)}
+
+    def is_done(self, index: int) -> bool:
+        kept_path, dropped_path, proof = self._paths(index)
+        try:
             counts = json.loads(proof.read_text())
-            kept_path, dropped_path, _ = self._paths(index)
-            if counts["kept"] and not kept_path.exists():
-                continue  # lost since (e.g. a power cut before the page cache was written)
-            if sum(counts["drops"].values()) and not dropped_path.exists():
-                continue
-            done.add(index)
-        return done
+        except FileNotFoundError:
+            return False
+        if counts["kept"] and not kept_path.exists():
+            return False  # lost since (e.g. a power cut before the page cache was written)
+        return not (sum(counts["drops"].values()) and not dropped_path.exists())
 
     @contextmanager
     def locked(self):
@@ -61,8 +60,8 @@ class Checkpoint:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def save(self, index: int, result: ChunkResult, rows_in: int) -> dict:
-        """Write chunk `index`; returns its counts."""
+    def save(self, index: int, result: ChunkResult, rows_in: int, worker: str = "") -> dict:
+        """Write chunk `index`; returns its counts. `worker` says where it ran (host:pid)."""
         kept_path, dropped_path, _ = self._paths(index)
         write_rows(kept_path, result.kept)
         write_rows(dropped_path, [d.as_row() for d in result.dropped])
@@ -71,6 +70,7 @@ class Checkpoint:
             "kept": len(result.kept),
             "drops": dict(Counter(d.reason for d in result.dropped)),
             "stats": dict(result.stats),
+            "worker": worker,
         }
         _atomic_json(self._paths(index)[2], counts)
         return counts
@@ -104,7 +104,7 @@ class Checkpoint:
 
 
 def _atomic_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = tmp_path_for(path)
     with open(tmp, "w") as handle:
         json.dump(data, handle)
         handle.flush()

@@ -59,11 +59,43 @@ class SandboxConfig:
 
 
 @dataclass
+class WorkerResourcesConfig:
+    """A step's resources as the recipe overrides them (`executor.resources.<step>`); unset keys
+    keep the step's own (see `builder.pipeline.step.Resources`)."""
+
+    workers: int | None = None  # local: processes; a cluster: the most workers started
+    cpus: float | None = None  # per worker
+    gpus: float | None = None  # per worker: e.g. vLLM's tensor_parallel_size
+    memory_mb: int | None = None  # per worker
+
+    def problem(self) -> str | None:
+        """What is wrong with these values, if anything."""
+        for name in ("workers", "cpus", "gpus", "memory_mb"):
+            value = getattr(self, name)
+            if value is not None and value < (1 if name == "workers" else 0):
+                return f"{name} cannot be {value}"
+        return None
+
+
+@dataclass
 class ExecutorConfig:
     """Where row stages' chunks run (see builder/pipeline/executors/). A runtime choice: it
     changes no fingerprint and no published row."""
 
-    backend: str = "local"
+    backend: str = "local"  # local | ray
+    # ray: a running cluster ("auto": the one started on this machine; "HOST:PORT": its head;
+    # "ray://HOST:10001": through Ray Client); None: start one on this machine for the run.
+    address: str | None = None
+    max_retries: int = 3  # ray: reruns of a chunk whose worker or node died (never for errors)
+    start_timeout_s: float = 600.0  # ray: how long a stage waits for a worker to start
+    runtime_env: dict[str, Any] = field(default_factory=dict)  # ray: Ray's own runtime_env
+    resources: dict[str, WorkerResourcesConfig] = field(default_factory=dict)  # per step
+
+    def __post_init__(self):
+        if self.max_retries < 0:
+            raise RecipeError(f"executor.max_retries cannot be {self.max_retries}")
+        if self.start_timeout_s <= 0:
+            raise RecipeError(f"executor.start_timeout_s must be positive: {self.start_timeout_s}")
 
 
 @dataclass
@@ -123,6 +155,11 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         input_stage = (params.input or "").partition("@")[0]  # "stage" or "stage@revision"
         if params.input is not None and input_stage not in recipe.stages:
             raise RecipeError(f"{path}: stages.{name}.input names unknown stage '{input_stage}'")
+    for name, resources in recipe.executor.resources.items():
+        if name not in recipe.stages:
+            raise RecipeError(f"{path}: executor.resources names unknown stage '{name}'")
+        if problem := resources.problem():
+            raise RecipeError(f"{path}: executor.resources.{name}: {problem}")
     return recipe
 
 
@@ -161,8 +198,12 @@ def _check_key(key: str, path: Path) -> None:
                 raise RecipeError(f"--set {key}: unknown stage '{dotted}'")
             node = STEPS.load(part).params_class
             continue
-        if _is_mapping(node):  # a free-form mapping (e.g. TRL's options): its class checks it
-            return
+        if _is_mapping(node):
+            values = _mapping_values(node)
+            if not dataclasses.is_dataclass(values):
+                return  # a free-form mapping (e.g. TRL's options): its class checks it
+            node = values  # a mapping of settings (e.g. per step): this part is its key
+            continue
         if not dataclasses.is_dataclass(node):
             raise RecipeError(f"--set {key}: '{dotted}' is not a mapping (recipe {path})")
         names = {f.name for f in dataclasses.fields(node)} - {"path"}
@@ -177,6 +218,14 @@ def _is_mapping(hint: Any) -> bool:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return any(_is_mapping(h) for h in typing.get_args(hint) if h is not type(None))
     return hint is dict or typing.get_origin(hint) is dict
+
+
+def _mapping_values(hint: Any) -> Any:
+    """The value type of a `dict[str, X]` hint (Any if it says none)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(h for h in typing.get_args(hint) if _is_mapping(h))
+    args = typing.get_args(hint)
+    return args[1] if len(args) == 2 else Any
 
 
 def _build(cls: type, data: Any, prefix: str, path: Path) -> Any:
@@ -250,6 +299,9 @@ def _convert(hint: Any, value: Any, key: str, path: Path) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise RecipeError(f"{path}: '{key}' must be a mapping, got {value!r}")
+        values = _mapping_values(hint)
+        if dataclasses.is_dataclass(values):
+            return {k: _build(values, v, f"{key}.{k}.", path) for k, v in value.items()}
         return dict(value)
     if hint is Any:
         return value

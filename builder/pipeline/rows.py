@@ -58,6 +58,13 @@ class RowStage(Step):
     # Input rows per checkpointed chunk: the most work a crash can lose.
     chunk_size: ClassVar[int] = 1000
 
+    def __init__(self, params, context=None):
+        super().__init__(params, context)
+        if params.chunk_size is not None:  # the recipe's, instead of the class's default
+            if params.chunk_size < 1:
+                raise StageError(f"stages.{self.name}.chunk_size must be at least 1")
+            self.chunk_size = params.chunk_size
+
     def num_proc(self) -> int:
         """Worker processes for `process`; 1 runs chunks in the driver's own process."""
         return 1
