@@ -31,7 +31,7 @@ import tracemalloc
 
 from tqdm.auto import tqdm
 
-from builder.pipeline.inputs import python_corpus
+from builder.pipeline.corpus import python_corpus
 from builder.stages.dedup.quality import ShingleSets, evaluate, plant_near_duplicates, similar_pairs
 from builder.stages.dedup.sketch import shingles
 from builder.stages.dedup.stage import DedupParams, DedupStage
@@ -44,7 +44,7 @@ def corpus_functions(source: str, limit: int | None) -> list[str]:
     """Documented top-level functions, exact duplicates removed, in corpus order."""
     files = python_corpus(source.removeprefix("python:")).files
     seen, texts = set(), []
-    for _, path in tqdm(files, desc="extract", unit="file", mininterval=1.0):
+    for _, path, _ in tqdm(files, desc="extract", unit="file", mininterval=1.0):
         try:
             functions = extract_functions(path.read_text(encoding="utf-8"))
         except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, OSError):

@@ -25,8 +25,8 @@ TINY = Path(__file__).resolve().parents[1] / "hub_configs" / "tiny.yaml"
 
 
 def corpus_bytes(source: str) -> tuple[int, int]:
-    files = ExtractStage(ExtractParams(source=source)).open_input(store=None).files
-    return len(files), sum(path.stat().st_size for _, path in files)
+    files = ExtractStage(ExtractParams(source=source)).open_input(inputs=None).files
+    return len(files), sum(path.stat().st_size for _, path, _ in files)
 
 
 def measure(source: str, procs: int) -> tuple[float, float]:

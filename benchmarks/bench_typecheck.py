@@ -38,7 +38,8 @@ from pathlib import Path
 
 from builder.pipeline.checkpoint import Checkpoint
 from builder.pipeline.chunks import process_chunks
-from builder.pipeline.inputs import InputSource, python_corpus
+from builder.pipeline.corpus import python_corpus
+from builder.pipeline.inputs import InputSource
 from builder.pipeline.rows import DROP_DETAIL, DROP_REASON
 from builder.stages.extract import extract_functions
 from builder.stages.seeds.import_inference import infer_imports
@@ -72,7 +73,7 @@ class RowsInput(InputSource):
 def corpus_functions(n: int, raw: bool, corpus: str) -> list[dict]:
     source = python_corpus("stdlib" if corpus == "stdlib" else "all")
     functions = []
-    for _, path in source.files:
+    for _, path, _ in source.files:
         try:
             functions += extract_functions(path.read_text(encoding="utf-8"))
         except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError):

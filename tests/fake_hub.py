@@ -7,6 +7,12 @@ files and load parquet datasets. Everything lives in memory.
 The clients read their configuration once, at import time, so point them at the server before
 importing them: `os.environ.update(hub_env(url, home_dir))`.
 
+Faults, for tests of a Hub that stalls or fails: `hub.fault("POST", r"/commit/", "stall")` makes
+matching requests wait until `hub.clear_faults()` (before they change anything; "stall-after":
+after the change is made, so the client never hears that it succeeded), and an HTTP status
+("500") answers them with that error, and "flip" flips one byte of the body it answers (a
+download damaged on its way); `times` bounds how many requests are hit.
+
 Uploads use the basic git-LFS transfer, never Xet: `huggingface_hub` uploads through Xet whenever
 `hf_xet` is installed, without asking the server, unless `HF_HUB_DISABLE_XET=1` (set by `hub_env`).
 """
@@ -18,6 +24,7 @@ import hashlib
 import itertools
 import json
 import logging
+import re
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -260,6 +267,22 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return int(start), min(int(end), size - 1) if end else size - 1
 
 
+@dataclass
+class Fault:
+    """What to do with requests whose method and path match (see the module docstring)."""
+
+    method: str
+    pattern: str  # a regex searched in the request's path
+    action: str  # "stall", "stall-after", "flip", or an HTTP status such as "500"
+    times: int | None  # None: every matching request
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if method != self.method or not re.search(self.pattern, path):
+            return False
+        return self.times is None or self.hits < self.times
+
+
 class FakeHub:
     """In-memory Hub served over HTTP from a background thread. One user, one valid token."""
 
@@ -270,6 +293,9 @@ class FakeHub:
         self._lock = threading.Lock()  # held while a request reads or changes the state below
         self._repos: dict[tuple[str, str], Repo] = {}
         self._lfs_objects: dict[str, bytes] = {}  # sha256 -> content, filled by LFS uploads
+        self._faults: list[Fault] = []
+        self._release = threading.Event()  # set by clear_faults: stalled requests go on
+        self.stalled = threading.Event()  # set when a request starts stalling
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -295,10 +321,57 @@ class FakeHub:
             self._thread.join()
             self._server = self._thread = None
 
+    # ---- faults -----------------------------------------------------------------------------
+
+    def fault(self, method: str, pattern: str, action: str, times: int | None = None) -> Fault:
+        """Make requests `method` whose path matches `pattern` stall or fail (module docstring)."""
+        if action not in ("stall", "stall-after", "flip") and not action.isdigit():
+            raise ValueError(f"unknown fault action {action!r}")
+        with self._lock:
+            self._faults.append(Fault(method, pattern, action, times))
+            return self._faults[-1]
+
+    def clear_faults(self) -> None:
+        """Remove every fault and let stalled requests go on (their clients have left)."""
+        with self._lock:
+            self._faults.clear()
+            self._release.set()
+            self._release = threading.Event()
+            self.stalled.clear()
+
+    def _take_fault(self, method: str, path: str) -> tuple[Fault | None, threading.Event]:
+        with self._lock:
+            fault = next((f for f in self._faults if f.matches(method, path)), None)
+            if fault is not None:
+                fault.hits += 1
+                self.calls.append(f"{method} {path} [fault: {fault.action}]")
+            return fault, self._release
+
+    def _stall(self, release: threading.Event) -> None:
+        self.stalled.set()
+        release.wait()
+
     # ---- dispatch ---------------------------------------------------------------------------
 
     def handle(self, req: Request) -> Response:
         path = "/" + "/".join(req.segments)
+        fault, release = self._take_fault(req.method, path)
+        if fault is not None and fault.action == "stall":
+            self._stall(release)  # outside the lock: other requests go on meanwhile
+        elif fault is not None and fault.action.isdigit():
+            status = int(fault.action)
+            message = f"Injected fault: HTTP {status}"
+            return _json({"error": message}, status, {"X-Error-Message": message})
+        response = self._handle(req, path)
+        if fault is not None and fault.action == "stall-after":
+            self._stall(release)
+        if fault is not None and fault.action == "flip" and response.body:
+            body = bytearray(response.body)
+            body[len(body) // 2] ^= 0xFF
+            response.body = bytes(body)
+        return response
+
+    def _handle(self, req: Request, path: str) -> Response:
         try:
             # Requests are in-memory and quick: serialising them all keeps commits atomic.
             with self._lock:
@@ -674,13 +747,16 @@ class _Handler(BaseHTTPRequestHandler):
         response = self.hub.handle(
             Request(self.command, segments, query, self.headers, self._body())
         )
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a stalled request)
+            self.close_connection = True
 
     def _body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() != "chunked":

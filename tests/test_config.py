@@ -174,13 +174,15 @@ def test_executor_settings_and_per_step_resources():
         ),
         (
             "executor.resources.responses.workers=0",
-            "executor.resources.responses: workers cannot be 0",
+            "'executor.resources.responses.workers' must be >= 1, got 0",
         ),
         (
             "executor.resources.responses.gpus=many",
             "'executor.resources.responses.gpus' must be float",
         ),
-        ("executor.max_retries=-1", "executor.max_retries cannot be -1"),
+        ("executor.max_retries=-1", "'executor.max_retries' must be >= 0, got -1"),
+        ("executor.start_timeout_s=0", "'executor.start_timeout_s' must be > 0"),
+        ("stages.filter.chunk_size=0", "'stages.filter.chunk_size' must be >= 1, got 0"),
         ("executor.adress=x", "unknown key 'executor.adress'"),
     ],
 )
@@ -189,10 +191,7 @@ def test_bad_executor_settings_name_themselves(override, message):
         load_recipe(TINY, [override])
 
 
-def test_chunk_size_is_checked_when_the_step_is_made():
-    recipe = load_recipe(TINY, ["stages.filter.chunk_size=0"])
-    with pytest.raises(StageError, match="stages.filter.chunk_size must be at least 1"):
-        STEPS.load("filter")(recipe.stages["filter"], StepContext())
+def test_chunk_size_of_a_step_without_chunks_is_refused():
     with pytest.raises(StageError, match="stages.eval.chunk_size: 'eval' has no chunks"):
         STEPS.load("eval")(EvalParams(chunk_size=10), StepContext())
 

@@ -13,7 +13,7 @@ import pytest
 
 from builder.data import BENCHMARKS_DIR
 from builder.errors import StageError
-from builder.pipeline.inputs import python_corpus
+from builder.pipeline.corpus import python_corpus
 from builder.stages.decontaminate.benchmarks import (
     BENCHMARKS,
     Piece,
@@ -212,7 +212,7 @@ def test_planted_mbpp_contamination_is_found_at_100_percent(stage):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # invalid escapes in stdlib sources
 def test_the_standard_library_is_clean(stage):
     functions = []
-    for _, path in python_corpus("stdlib").files:
+    for _, path, _ in python_corpus("stdlib").files:
         try:
             functions += extract_functions(path.read_text(encoding="utf-8"))
         except (SyntaxError, ValueError, UnicodeDecodeError):

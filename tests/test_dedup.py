@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from builder.errors import StageError
-from builder.pipeline.inputs import python_corpus
+from builder.pipeline.corpus import python_corpus
 from builder.pipeline.rows import Drop
 from builder.stages.dedup import NearDuplicateIndex, shingle_hash, shingles, signatures
 from builder.stages.dedup import sketch as signatures_module
@@ -25,7 +25,7 @@ from tests.helpers import TINY, export_rows, run_cli
 def stdlib_functions():
     """Distinct documented functions of a slice of the standard library, in a fixed order."""
     texts, seen = [], set()
-    for _, path in python_corpus("stdlib").files:
+    for _, path, _ in python_corpus("stdlib").files:
         if len(texts) >= 700:
             break
         try:
@@ -174,6 +174,38 @@ def test_quality_against_exact_jaccard(stdlib_functions):
     quality = evaluate(sets, merged_into, truth)
     assert quality["pairs"] > 150 and quality["recall"] >= 0.95
     assert quality["merged_pairs"] > 150 and quality["merged_below_0.3"] == 0
+
+
+def test_a_duplicate_goes_to_its_most_similar_kept_row_not_the_first():
+    """C is a near-duplicate of both A and B, which are kept (Jaccard 0.43 with each other);
+    A comes first (0.64 with C), B is closer (0.77; exact Jaccard on single-token shingles)."""
+    q, p, r = ([f"{k}{i}" for i in range(n)] for k, n in (("q", 60), ("p", 40), ("r", 40)))
+    a, b, c = q + p, q + r, q + r + p[:30]
+    exact = lambda x, y: len(set(x) & set(y)) / len(set(x) | set(y))  # noqa: E731
+    assert exact(a, b) < 0.5 <= exact(c, a) < exact(c, b)
+    out = run_stage(DedupStage(DedupParams(ngram=1)), rows_of([" ".join(t) for t in (a, b, c)]), 3)
+    assert [o["id"] for o in out if not isinstance(o, Drop)] == ["id000", "id001"]
+    (drop,) = [o for o in out if isinstance(o, Drop)]
+    assert drop.row["duplicate_of"] == "id001"
+
+
+def test_every_dropped_row_names_the_most_similar_kept_row(stdlib_functions):
+    corpus, _ = plant_near_duplicates(
+        stdlib_functions[:300], bases=80, variants=3, max_edits=6, seed=3
+    )
+    params = DedupParams()
+    out = run_stage(DedupStage(params), rows_of(corpus), chunk=100)
+    sigs = signatures(corpus, params.num_perm, params.ngram, params.seed)
+    kept = [int(o["id"][2:]) for o in out if not isinstance(o, Drop)]
+    dropped = [o.row for o in out if isinstance(o, Drop)]
+    assert len(dropped) > 80
+    for row in dropped:
+        me = int(row["id"][2:])
+        earlier = [k for k in kept if k < me]  # what was kept when this row was seen
+        estimates = (sigs[earlier] == sigs[me]).mean(axis=1)
+        best = max(estimates)
+        assert row["jaccard_estimate"] == round(float(best), 4)
+        assert row["duplicate_of"] == f"id{earlier[int(np.argmax(estimates))]:03d}"
 
 
 def write_corpus(folder: Path) -> Path:

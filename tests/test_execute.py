@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -35,9 +36,9 @@ def publish_responses(store_uri: str, repo: str, rows: list[dict], tmp_path) -> 
     store.commit(repo, {"data/train-00000-of-00001.parquet": path}, "responses")
 
 
-def settings(store_uri, tmp_path, name="ex"):
+def settings(store_uri, tmp_path, name="ex", timeout_s=2):
     return ["--set", f"name={name}", "--set", f"hub.store={store_uri}", "--set", "hub.namespace=tester",
-            "--set", f"work_dir={tmp_path / 'work'}", "--set", "stages.execute.timeout_s=2"]
+            "--set", f"work_dir={tmp_path / 'work'}", "--set", f"stages.execute.timeout_s={timeout_s}"]
 
 
 def test_program_is_the_python_blocks_in_order():
@@ -117,3 +118,99 @@ def _cached(path) -> int:
             return db.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
+
+
+def with_record(bwrap_command, record):
+    """The local sandbox's bwrap command with the host folder `record` writable at /record: the
+    programs of a test say there that they started (nothing else of the host is in reach)."""
+
+    def command(*args, **kwargs):
+        cmd = bwrap_command(*args, **kwargs)
+        at = cmd.index("--remount-ro")  # mount points are made before the root turns read-only
+        return [*cmd[:at], "--bind", str(record), "/record", *cmd[at:]]
+
+    return command
+
+
+# `builder run ...` with the recording sandbox: python -c DRIVER RECORD_DIR ARGS...
+DRIVER = """
+import sys
+from builder.sandbox import local
+from tests.test_execute import with_record
+local.bwrap_command = with_record(local.bwrap_command, sys.argv[1])
+from builder.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"""
+RECORD_START = "open('/record/started', 'a').write('{i}\\n')\n"
+WAIT_FOR_GO = (  # a slow program: it ends when the test says so (or fails after 25 s)
+    "import os, time\ndeadline = time.monotonic() + 25\n"
+    "while not os.path.exists('/record/go'):\n"
+    "    assert time.monotonic() < deadline, 'no go'\n    time.sleep(0.05)\n"
+)
+
+
+def _started(record) -> list[int]:
+    path = record / "started"
+    return sorted(int(line) for line in path.read_text().split()) if path.exists() else []
+
+
+def _processes_naming(text: str) -> list[int]:
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if text.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+@needs_bwrap
+def test_ctrl_c_mid_execute_stops_at_once_keeps_verdicts_and_rerun_resumes(tmp_path, monkeypatch):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while two slow programs
+    run and others wait: nothing starts after it, nothing is re-run, what finished is cached,
+    and the rerun executes exactly what had not finished."""
+    store_uri = f"local:{tmp_path / 's'}"
+    record = tmp_path / "record"
+    record.mkdir()
+    count, first_slow = 24, 12  # batches of 8: [0-7 fast] [8-11 fast, 12-15 slow] [16-23 slow]
+    codes = [RECORD_START.format(i=i) + WAIT_FOR_GO * (i >= first_slow) for i in range(count)]
+    rows = [{"instruction_id": f"i{i}", "sample_index": 0, "response": response(c, "assert True")}
+            for i, c in enumerate(codes)]
+    publish_responses(store_uri, "tester/ex-responses", rows, tmp_path)
+    args = [*settings(store_uri, tmp_path, timeout_s=30), "--set", "stages.execute.batch_size=8",
+            "--set", "stages.execute.workers=2"]
+    command = [sys.executable, "-c", DRIVER, record, "run", TINY, "--only", "execute", *args]
+    process = subprocess.Popen(command, cwd=ROOT, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120  # a guard against a hang, not a measurement
+        # The event: both workers hold a slow program, so every program before them has finished.
+        while _started(record) != list(range(first_slow + 2)):
+            assert process.poll() is None and time.monotonic() < deadline, _started(record)
+            time.sleep(0.02)
+        at_interrupt = _started(record)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130, stderr.decode()[-2000:]
+    assert _started(record) == at_interrupt  # nothing queued started, nothing was re-run
+    assert _cached(tmp_path / "work" / "cache" / "execute.sqlite") == first_slow  # all finished
+    assert _processes_naming(str(record)) == []  # no sandbox left running
+
+    (record / "go").write_text("")
+    (record / "started").unlink()
+    from builder.sandbox import local
+
+    monkeypatch.setattr(local, "bwrap_command", with_record(local.bwrap_command, record))
+    assert run_cli("run", TINY, "--only", "execute", *args) == 0
+    assert _started(record) == list(range(first_slow, count))  # only what had not finished, once
+    store = open_store(store_uri)
+    manifest = json.loads(store.read_text("tester/ex-execute", "main", "manifest.json"))
+    assert manifest["stats"]["cache_hits"] == first_slow
+    assert manifest["stats"]["cache_misses"] == count - first_slow
+    out = export_rows(store_uri, "tester/ex-execute", tmp_path)
+    assert {r["exec_status"] for r in out} == {"pass"}

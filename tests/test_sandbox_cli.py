@@ -40,3 +40,13 @@ def test_exec_single_file_and_bad_input(tmp_path, capsys, caplog):
     assert "bad.jsonl:1: expected" in caplog.text
     assert run_cli("sandbox", "exec", program, "--backend", "nope") == 2
     assert "unknown sandbox backend 'nope'" in caplog.text
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "-inf", "0", "-1"])
+def test_exec_bad_timeout_is_one_line(tmp_path, caplog, timeout):
+    program = tmp_path / "one.py"
+    program.write_text("assert True\n")
+    assert run_cli("sandbox", "exec", program, f"--timeout={timeout}") == 2
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "timeout must be a positive number of seconds" in record.getMessage()
+    assert "\n" not in record.getMessage()

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,17 +35,21 @@ from tests.sandbox_battery import (  # noqa: F401 - the shared tests are collect
     test_asserts_are_on,
     test_cannot_see_host_processes_or_kill_the_parent,
     test_cannot_write_outside,
+    test_close_interrupts_running_programs,
     test_default_limits_inside,
     test_early_exit_never_passes,
     test_environment_is_invisible,
+    test_forged_report_never_passes,
     test_home_token_is_unreadable,
     test_humaneval_correct_pass_and_wrong_fail,
     test_multiprocessing_and_subprocess_work,
     test_network_is_blocked,
     test_resource_battery,
+    test_run_iter_gives_each_result_as_it_comes,
     test_specific_limit_messages,
     test_verdicts_and_input_order,
     test_worker_cannot_be_tampered_with,
+    wait_for,
 )
 
 
@@ -78,12 +83,24 @@ def only_workers_left(sb: LocalSandbox) -> None:
         assert len(descendants(pid)) == 1, descendants(pid)
 
 
+def program_running(sb: LocalSandbox) -> bool:
+    """A bwrap process has more below it than its worker: the worker's child, a program."""
+    return any(len(descendants(pid)) > 1 for pid in sb.worker_pids())
+
+
+def pids_gone(pids: list[int]) -> None:
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists(), pid
+
+
 @pytest.fixture(scope="module")
 def backend():
     return Backend(
         make=lambda limits: local_sandbox(limits, workers=1),
         worker_ids=LocalSandbox.worker_pids,
         assert_only_workers=only_workers_left,
+        running=program_running,
+        assert_gone=pids_gone,
     )
 
 
@@ -141,6 +158,9 @@ def test_a_closed_sandbox_refuses_work_and_a_bad_python_path_is_named(tmp_path):
     missing = tmp_path / "no-such-dir"
     with pytest.raises(SandboxError, match=f"python path {missing} is not a directory"):
         LocalSandbox(python_paths=[str(missing)])
+    for covering in ("/tmp", "/dev/shm", "/"):
+        with pytest.raises(SandboxError, match=f"python path {covering} would cover"):
+            LocalSandbox(python_paths=[covering])
 
 
 def test_fingerprint_is_stable_and_tracks_limits(sandbox):
@@ -150,9 +170,13 @@ def test_fingerprint_is_stable_and_tracks_limits(sandbox):
         assert other.settings_fingerprint() != sandbox.settings_fingerprint()
 
 
-def test_limits_must_be_positive():
-    with pytest.raises(SandboxError, match="timeout_s"):
-        SandboxLimits(timeout_s=0)
+def test_limits_must_be_positive_numbers():
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(SandboxError, match="timeout_s must be a positive number"):
+            SandboxLimits(timeout_s=bad)
+        with pytest.raises(SandboxError, match="timeout must be a positive number of seconds"):
+            SandboxLimits.for_timeout(bad)
+    assert SandboxLimits.for_timeout(2.5) == SandboxLimits(timeout_s=2.5, cpu_time_s=3)
 
 
 # ----------------------------------------------------------------------------- local only
@@ -167,27 +191,71 @@ def test_process_guard_alone_stops_too_many_processes(monkeypatch):
     assert [r.status for r in results] == ["fail", "fail", "pass"], results
 
 
+def test_an_environment_under_tmp_is_bound_over_the_private_tmp():
+    """CI containers often keep their venv under /tmp, which the sandbox replaces with its own:
+    the python path is bound on top of it, read-only, and the wipe after each program empties
+    the directories that lead to it without recycling the worker."""
+    top = Path(tempfile.mkdtemp(prefix="builder-venv-", dir="/tmp"))
+    site = top / "lib" / "site-packages"
+    site.mkdir(parents=True)
+    (site / "tmp_env_probe.py").write_text("VALUE = 42\n")
+    scribble = f"""
+import os, tmp_env_probe
+assert tmp_env_probe.VALUE == 42
+try:
+    open({str(site / "x.py")!r}, "w")
+except OSError:
+    pass
+else:
+    raise AssertionError("wrote into the python path")
+for junk in ({str(top / "junk")!r}, {str(top / "lib" / "junk")!r}, "/tmp/junk"):
+    open(junk, "w").write("left behind")
+os.chmod({str(top / "lib")!r}, 0)
+"""
+    after = f"""
+import os, tmp_env_probe
+assert tmp_env_probe.VALUE == 42
+assert sorted(os.listdir("/tmp")) == sorted(["work", {top.name!r}]), os.listdir("/tmp")
+assert os.listdir({str(top)!r}) == ["lib"], os.listdir({str(top)!r})
+assert os.listdir({str(top / "lib")!r}) == ["site-packages"]
+"""
+    try:
+        with local_sandbox(TIGHT, workers=1, python_paths=[str(site)]) as sb:
+            before = sb.worker_pids()
+            results = sb.run([Program("scribble", scribble), Program("after", after)])
+            assert [r.status for r in results] == ["pass", "pass"], results
+            assert sb.worker_pids() == before  # wiped in place, not recycled
+        assert not (top / "junk").exists()  # the host's /tmp was never written
+    finally:
+        shutil.rmtree(top)
+
+
 # ------------------------------------------------------------- infrastructure and cleanup
 
 
 def test_dead_worker_is_infra_and_retried(tight):
     """Killing the sandbox from outside mid-run is not the program's fault: it is re-run."""
     [pid] = tight.worker_pids()
-    threading.Timer(0.5, os.kill, (pid, signal.SIGKILL)).start()
-    result = run_one(tight, "import time\ntime.sleep(1)\n")
-    assert result.status == "pass", result
+    outcome = {}
+    program = "import time\ntime.sleep(1)\n"
+    thread = threading.Thread(target=lambda: outcome.update(result=run_one(tight, program)))
+    thread.start()
+    wait_for(lambda: program_running(tight), "the program runs")
+    os.kill(pid, signal.SIGKILL)
+    thread.join()
+    assert outcome["result"].status == "pass", outcome
     assert tight.worker_pids() != [pid]
 
 
 def test_persistent_infra_failure_is_infra_error(monkeypatch):
     calls = []
 
-    def broken(self, code, deadline_s):
+    def broken(self, code):
         calls.append(code)
         raise _process.InfraError("simulated")
 
     with local_sandbox(TIGHT, workers=1, infra_retries=2) as sb:
-        monkeypatch.setattr(_process.WorkerProcess, "execute", broken)
+        monkeypatch.setattr(_process.WorkerProcess, "send", broken)
         result = run_one(sb, "pass\n")
     assert result.status == "infra_error" and "simulated" in result.error
     assert len(calls) == 3

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from builder.errors import BuilderError
+
 log = logging.getLogger("builder")
 
 
@@ -16,6 +18,10 @@ def register(commands) -> None:
 def cmd_tiny_model(args) -> int:
     from builder.engines.tiny_model import build_tiny_model
 
-    path = build_tiny_model(args.output_dir)
+    try:
+        path = build_tiny_model(args.output_dir)
+    except OSError as err:
+        where = err.filename or args.output_dir
+        raise BuilderError(f"cannot write the tiny model to {where}: {err.strerror}") from None
     log.info("wrote a tiny random model to %s", path)
     return 0

@@ -134,6 +134,7 @@ def _evaluate_model(args):
     from builder.errors import BuilderError
     from builder.pipeline.recipe import HubConfig, Recipe
     from builder.pipeline.runner import plan_step, run_step
+    from builder.pipeline.step import out_of_range
     from builder.stages.evaluate import EvalParams
     from builder.store import open_store
 
@@ -152,6 +153,8 @@ def _evaluate_model(args):
         sandbox=args.sandbox, engine=args.engine, batch_size=args.batch_size,
         workers=args.workers, cache_dir=args.cache_dir, repo=args.repo, limit=args.limit,
     )  # fmt: skip
+    for name, problem in out_of_range(params):
+        raise BuilderError(f"--{name.replace('_', '-')} {problem}")
     recipe = Recipe(
         name=Path(args.model.rstrip("/")).name, model=args.model, path="(builder eval)",
         hub=HubConfig(store=args.store, private=not args.public), stages={"eval": params},

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from builder.cli import dev, run, sandbox, store
+from builder.cli import dev, run, sandbox, space, store
 from builder.cli import eval as eval_cli
 from builder.errors import BuilderError
 
@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (run, store, sandbox, dev, eval_cli):
+    for module in (run, store, sandbox, dev, eval_cli, space):
         module.register(commands)
     return parser
 

@@ -54,8 +54,8 @@ def read_programs(file: str | None, jsonl: str | None) -> list:
 def exec_programs(file: str | None, jsonl: str | None, backend: str, timeout: float) -> None:
     from builder.sandbox import SandboxLimits, get_sandbox
 
+    limits = SandboxLimits.for_timeout(timeout)  # first: a bad --timeout is a one-line error
     programs = read_programs(file, jsonl)
-    limits = SandboxLimits(timeout_s=timeout, cpu_time_s=max(1, int(timeout) + 1))
     with get_sandbox(backend, limits=limits) as sandbox:
         for result in sandbox.run(programs):
             record = {

@@ -1,15 +1,19 @@
-"""`builder store log|show|export|push`: read any published revision (a dataset, a model or
-evaluation results), and copy a repository's history to another store."""
+"""`builder store log|show|export|push|verify`: read any published revision (a dataset, a model
+or evaluation results), copy a repository's history to another store, and check (and repair) a
+local store. Every read is verified by the store; a damaged file is one line naming it. `export`
+writes its output atomically: a failed export leaves an existing file as it was."""
 
 from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
-from builder.errors import BuilderError
+from builder.errors import BuilderError, StoreError
 from builder.pipeline.publish import manifest_kind, read_manifest
 from builder.pipeline.shards import iter_parquet_rows, split_files
-from builder.store import Store, open_store, split_ref
+from builder.store import DamagedStore, Store, open_store, split_ref
+from builder.store.files import write_atomic
 
 log = logging.getLogger("builder")
 
@@ -45,6 +49,19 @@ def register(commands) -> None:
     push.add_argument("--model", action="store_true", help="a model repository")
     push.set_defaults(handler=cmd_push)
 
+    verify = store_commands.add_parser(
+        "verify", help="check every file of a repository in a local store; --repair fixes"
+    )
+    verify.add_argument("repo", metavar="REPO")
+    verify.add_argument("--store", required=True, help="a local store, 'local:DIR'")
+    verify.add_argument("--model", action="store_true", help="a model repository")
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="set aside damaged files, restore damaged branches (nothing is deleted)",
+    )
+    verify.set_defaults(handler=cmd_verify)
+
 
 def _open(args) -> Store:
     return open_store(args.store, "model" if args.model else "dataset")
@@ -78,17 +95,27 @@ def cmd_show(args) -> int:
 
 
 def cmd_export(args) -> int:
+    output = Path(args.output)
+    if output.is_dir():
+        raise BuilderError(f"cannot export to {output}: it is a directory; name a file")
+    if not output.parent.is_dir():
+        raise BuilderError(f"cannot export to {output}: folder {output.parent} does not exist")
     store = _open(args)
     repo, revision = split_ref(args.ref)
     commit = store.resolve(repo, revision)
     manifest = read_manifest(store, repo, commit)
     split = _split(args.split, manifest)
+    rows = _rows(store, repo, commit, split, manifest)
     count = 0
-    with open(args.output, "w") as handle:
-        for row in _rows(store, repo, commit, split, manifest):
-            handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+
+    def write(handle) -> None:
+        nonlocal count
+        for row in rows:
+            handle.write((json.dumps(row, ensure_ascii=False, default=str) + "\n").encode())
             count += 1
-    log.info("wrote %d rows to %s", count, args.output)
+
+    write_atomic(output, write)
+    log.info("wrote %d rows to %s", count, output)
     return 0
 
 
@@ -103,6 +130,34 @@ def cmd_push(args) -> int:
     return 0
 
 
+def cmd_verify(args) -> int:
+    from builder.store.local import LocalStore
+    from builder.store.repair import verify_repo
+
+    store = _open(args)
+    if not isinstance(store, LocalStore):
+        raise StoreError("store verify checks local stores ('local:DIR'); the Hub checks its own")
+    found = verify_repo(store, args.repo, repair=args.repair)
+    for line in found.problems:
+        print(f"damaged: {line}")
+    for line in found.repairs:
+        print(f"repaired: {line}")
+    for line in found.unrepaired:
+        print(f"not repaired: {line}")
+    if not found.problems:
+        print(f"{args.repo}: every ref, commit record and file is intact")
+        return 0
+    if not args.repair:
+        raise DamagedStore(f"{args.repo}: {_count(found.problems)}; --repair fixes what it can")
+    if found.unrepaired:
+        raise DamagedStore(f"{args.repo}: {_count(found.unrepaired)} left to repair by hand")
+    return 0
+
+
+def _count(problems: list[str]) -> str:
+    return f"{len(problems)} problem" + ("" if len(problems) == 1 else "s")
+
+
 def _split(asked: str | None, manifest: dict | None) -> str:
     """The split asked for, else `train`, else (evaluation results) the first benchmark's."""
     splits = list((manifest or {}).get("splits", {})) or ["train", "rejected"]
@@ -113,6 +168,16 @@ def _split(asked: str | None, manifest: dict | None) -> str:
 
 
 def _rows(store: Store, repo: str, commit: str, split: str, manifest: dict | None):
+    """The split's rows; a file that is not readable parquet is one line naming it."""
+    import pyarrow as pa
+
     names = split_files(store, repo, commit, split, manifest)
     local = store.fetch(repo, commit, names) if names else {}
-    return iter_parquet_rows([local[n] for n in names])
+    for name in names:
+        try:
+            yield from iter_parquet_rows([local[name]])
+        except (pa.ArrowException, OSError) as err:
+            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise DamagedStore(
+                f"{repo}@{commit}: {name} is not a readable parquet file ({first_line})"
+            ) from None

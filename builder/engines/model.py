@@ -33,6 +33,14 @@ class ModelRef:
     revision: str
 
 
+def public_name(name: str) -> str:
+    """How cards and manifests name a model: a Hub id as it is, a local folder by its own name
+    only (its revision, a digest of its files, identifies it; the user's paths stay private)."""
+    if name.startswith(("/", ".", "~")) or Path(name).expanduser().is_dir():
+        return Path(name).expanduser().resolve().name
+    return name
+
+
 def resolve_model(name: str, revision: str | None = None) -> ModelRef:
     if not name:
         raise StageError("the recipe names no model (set `model:` to a Hub id or a folder)")

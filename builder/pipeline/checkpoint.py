@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 from collections import Counter
@@ -22,7 +23,9 @@ from pathlib import Path
 
 from builder.errors import StageError
 from builder.pipeline.rows import ChunkResult, Row
-from builder.pipeline.shards import iter_parquet_rows, tmp_path_for, write_rows
+from builder.pipeline.shards import iter_parquet_rows, parquet_num_rows, tmp_path_for, write_rows
+
+log = logging.getLogger(__name__)
 
 
 class Checkpoint:
@@ -32,19 +35,50 @@ class Checkpoint:
         self.chunks.mkdir(parents=True, exist_ok=True)
 
     def done_chunks(self) -> set[int]:
-        """Chunks with their proof, and with every rows file the proof counts on."""
-        indices = (int(p.stem) for p in self.chunks.glob("*.json") if p.stem.isdigit())
-        return {index for index in indices if self.is_done(index)}
+        """Chunks with their proof, and with every rows file the proof counts on, whole. A
+        chunk whose files are damaged (a garbled proof, a truncated parquet file: a disk
+        error, a copy cut short) is named in a warning, removed and done again."""
+        done = set()
+        for proof in sorted(self.chunks.glob("*.json")):
+            if not proof.stem.isdigit():
+                continue
+            index = int(proof.stem)
+            problem = self._damage(index)
+            if problem is None:
+                done.add(index)
+            elif problem:
+                log.warning(
+                    "checkpoint of chunk %d is damaged (%s): doing it again", index, problem
+                )
+                for path in self._paths(index):
+                    path.unlink(missing_ok=True)
+        return done
 
     def is_done(self, index: int) -> bool:
+        """Whether chunk `index` has its proof and every rows file it counts on, whole."""
+        return self._paths(index)[2].exists() and self._damage(index) is None
+
+    def _damage(self, index: int) -> str | None:
+        """What is wrong with chunk `index`'s files; "" if only a rows file is missing (lost
+        since, e.g. a power cut before the page cache was written: redone silently)."""
         kept_path, dropped_path, proof = self._paths(index)
         try:
             counts = json.loads(proof.read_text())
-        except FileNotFoundError:
-            return False
-        if counts["kept"] and not kept_path.exists():
-            return False  # lost since (e.g. a power cut before the page cache was written)
-        return not (sum(counts["drops"].values()) and not dropped_path.exists())
+            expected = {kept_path: counts["kept"], dropped_path: sum(counts["drops"].values())}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return f"{proof.name} is not a proof"
+        for path, rows in expected.items():
+            if not rows:
+                continue
+            if not path.exists():
+                return ""
+            try:
+                found = parquet_num_rows(path)
+            except Exception as err:  # noqa: BLE001  # pyarrow's errors for a broken file vary
+                return f"{path.name}: {str(err).splitlines()[0][:100]}"
+            if found != rows:
+                return f"{path.name} holds {found} rows, its proof says {rows}"
+        return None
 
     @contextmanager
     def locked(self):

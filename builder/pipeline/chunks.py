@@ -106,7 +106,8 @@ def write_outputs(
             drops[item.reason] += 1
             continue
         if not adds <= item.keys():
-            raise StageError(f"stage '{stage.name}' output lacks columns {sorted(adds - item.keys())}")
+            missing = sorted(adds - item.keys())
+            raise StageError(f"stage '{stage.name}' output lacks columns {missing}")
         train.write(item)
     for row in checkpoint.iter_dropped(indices):
         rejected.write(row)
@@ -118,13 +119,20 @@ def write_outputs(
             "rows": writer.rows,
             "files": [str(f.relative_to(folder)) for f in files],
         }
+    rows_in = sum(c["rows_in"] for c in counts)
+    expected = stage.rows_out(rows_in)
+    if expected is not None and train.rows + rejected.rows != expected:
+        raise StageError(
+            f"stage '{stage.name}': {rows_in} rows in should give {expected} rows, but "
+            f"{train.rows} were kept and {rejected.rows} dropped; nothing published"
+        )
     columns = {
         s: parquet_columns(folder / e["files"][0]) if e["files"] else [] for s, e in splits.items()
     }
     return {
         "splits": splits,
         "columns": columns,
-        "rows_in": sum(c["rows_in"] for c in counts),
+        "rows_in": rows_in,
         "rows_out": train.rows,
         "drops": dict(sorted(drops.items())),
         "stats": dict(sorted(stats.items())),

@@ -1,4 +1,5 @@
-"""Inputs a stage can read: a store revision, a local directory of `.py` files, a Hub dataset.
+"""Inputs a step can read: a store revision, a Hub dataset, a model (and, in `corpus.py`, a
+local directory of `.py` files).
 
 Each input has a `ref` that pins what was read (a commit id, or a digest of a directory's
 listing) and goes into the stage's fingerprint and card, and yields rows in a fixed order so that
@@ -7,13 +8,12 @@ a resumed run cuts the same chunks as the run it resumes.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from builder.engines.model import resolve_model
+from builder.engines.model import public_name, resolve_model
 from builder.errors import StageError
 from builder.pipeline.executors.base import ChunkTask
 from builder.pipeline.publish import read_manifest
@@ -123,53 +123,8 @@ class ModelInput(InputSource):
 
     def __init__(self, name: str, revision: str | None, path: str | None = None):
         ref = resolve_model(path or name, revision)
-        self.name, self.path, self.revision = name, path or name, ref.revision
-        self.ref = {"kind": "model", "repo": name, "revision": ref.revision}
-
-
-class DirInput(InputSource):
-    """Every `.py` file under one or more directories, in sorted order, one row per file.
-
-    `repo` is the directory's name and `path` is relative to it, so rows say where they came
-    from without naming the machine's layout.
-    """
-
-    columns = ["content", "path", "repo", "license"]
-
-    def __init__(self, roots: str | Path | list, exclude: tuple[Path, ...] = ()):
-        roots = roots if isinstance(roots, list) else [roots]
-        self.roots = [Path(r).expanduser().resolve() for r in roots]
-        for root, given in zip(self.roots, roots):
-            if not root.is_dir():
-                raise StageError(f"corpus directory does not exist: {given}")
-        self.files = [
-            (root, path)
-            for root in self.roots
-            for path in sorted(root.rglob("*.py"))
-            if path.is_file() and not any(path.is_relative_to(e) for e in exclude)
-        ]
-        self.num_rows = len(self.files)
-        # Names, sizes and times stand for the content: re-reading 100k files to hash them
-        # would cost more than the extraction that follows.
-        digest = hashlib.sha256()
-        for root, path in self.files:
-            stat = path.stat()
-            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-        paths = ",".join(str(r) for r in self.roots)
-        self.ref = {"kind": "dir", "path": paths, "revision": digest.hexdigest()[:40]}
-
-    def iter_rows(self) -> Iterator[Row]:
-        return iter(load_files([(str(root), str(path)) for root, path in self.files]))
-
-    def tasks(self, chunk_size: int, limit: int | None, spool: Path) -> Iterator[ChunkTask]:
-        files = self.files if limit is None else self.files[:limit]
-        for index, start in enumerate(range(0, len(files), chunk_size)):
-            chunk = files[start : start + chunk_size]
-            refs = tuple((str(root), str(path)) for root, path in chunk)
-            yield ChunkTask(index, start, start + len(chunk), refs)
-
-    def load(self, task: ChunkTask) -> list[Row]:
-        return load_files(list(task.refs))
+        self.name, self.path, self.revision = public_name(name), path or name, ref.revision
+        self.ref = {"kind": "model", "repo": self.name, "revision": ref.revision}
 
 
 def _pieces(sizes: list[tuple[str, str, int]], start: int, stop: int) -> tuple:
@@ -186,62 +141,6 @@ def _pieces(sizes: list[tuple[str, str, int]], start: int, stop: int) -> tuple:
 def _batched(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
     while chunk := list(itertools.islice(rows, size)):
         yield chunk
-
-
-def load_files(refs: list[tuple[str, str]]) -> list[Row]:
-    """(root, path) pairs -> one row per file; runs in the worker processes."""
-    rows = []
-    for root, path in refs:
-        rows.append(
-            {
-                "content": _read_source(Path(path)),
-                "path": str(Path(path).relative_to(root)),
-                "repo": Path(root).name,
-                "license": None,
-            }
-        )
-    return rows
-
-
-def _read_source(path: Path) -> str | None:
-    """A source file's text, honouring a PEP 263 coding line; None if it cannot be read."""
-    import tokenize
-
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        with open(path, "rb") as handle:
-            encoding, _ = tokenize.detect_encoding(handle.readline)
-        return data.decode(encoding)
-    except (SyntaxError, LookupError, UnicodeDecodeError):
-        return None  # the stage drops it as unreadable
-
-
-def python_corpus(which: str) -> DirInput:
-    """`python:stdlib`, `python:site-packages` or `python:all`: the running interpreter's own
-    code, a real corpus that nobody here wrote."""
-    import sysconfig
-
-    paths = sysconfig.get_paths()
-    site = sorted({Path(paths["purelib"]).resolve(), Path(paths["platlib"]).resolve()})
-    stdlib = Path(paths["stdlib"]).resolve()
-    # A stdlib folder may hold the base interpreter's own site-packages: not the stdlib.
-    stdlib_site = tuple(stdlib.glob("site-packages")) + tuple(stdlib.glob("dist-packages"))
-    if which == "stdlib":
-        return DirInput([stdlib], exclude=stdlib_site + tuple(site))
-    if which == "site-packages":
-        return DirInput([str(p) for p in site])
-    if which == "all":
-        return DirInput([stdlib] + [str(p) for p in site if not p.is_relative_to(stdlib)])
-    raise StageError(
-        f"unknown source 'python:{which}': use python:stdlib, python:site-packages or python:all"
-    )
 
 
 class HubDatasetInput(InputSource):

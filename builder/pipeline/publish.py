@@ -6,7 +6,8 @@ came from and how it was made. `builder status`, `builder store show/log/export`
 read every kind through `read_manifest`.
 
 A commit names the head it was planned against as its parent: if anyone published in between,
-the store refuses it (CommitConflict) and nothing is written.
+the store refuses it (CommitConflict) and nothing is written. A manifest that is not a JSON
+object is DamagedStore (one line naming the revision), never a traceback.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from builder.errors import CommitConflict
-from builder.store import Store
+from builder.store import DamagedStore, Store
+from builder.store.files import disk_errors
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,15 @@ def read_manifest(store: Store, repo: str, revision: str) -> dict | None:
     """The manifest of a revision, or None (e.g. the repo's initial commit, or a repository
     not made by this tool)."""
     text = store.read_text(repo, revision, MANIFEST)
-    return json.loads(text) if text else None
+    if not text:
+        return None
+    try:
+        manifest = json.loads(text)
+    except ValueError as err:
+        raise DamagedStore(f"{repo}@{revision}: {MANIFEST} is not valid JSON ({err})") from None
+    if not isinstance(manifest, dict):
+        raise DamagedStore(f"{repo}@{revision}: {MANIFEST} is not a JSON object")
+    return manifest
 
 
 def manifest_kind(manifest: dict | None) -> str | None:
@@ -58,8 +68,9 @@ def publish(
     repository must not exist yet, or must be new). Another branch than main (a training
     checkpoint's) is made from main if it does not exist, and takes the commit whatever its
     head. Returns the new commit id."""
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
-    (folder / CARD).write_text(card)
+    with disk_errors(folder):
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
+        (folder / CARD).write_text(card)
     if branch != "main":
         store.create_repo(repo, private=private)
         store.create_branch(repo, branch, "main")
@@ -74,9 +85,7 @@ def publish(
     return store.commit(repo, files, title, description, parent=parent, branch=branch)
 
 
-def update_card(
-    store: Store, repo: str, transform: Callable[[str], str], title: str
-) -> str | None:
+def update_card(store: Store, repo: str, transform: Callable[[str], str], title: str) -> str | None:
     """Rewrite the card of `repo`'s main branch with `transform(card)`, every other file left as
     it is (e.g. scores written into a model's `model-index`); None if there is no such repo."""
     if not store.repo_exists(repo):
@@ -85,5 +94,6 @@ def update_card(
     card = store.read_text(repo, head, CARD) or ""
     with tempfile.TemporaryDirectory(prefix="builder-card-") as tmp:
         path = Path(tmp) / CARD
-        path.write_text(transform(card))
+        with disk_errors(Path(tmp)):
+            path.write_text(transform(card))
         return store.commit(repo, {CARD: path}, title, parent=head, keep_other_files=True)

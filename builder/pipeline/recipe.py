@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 
 from builder.errors import RecipeError
-from builder.pipeline.step import StepParams
+from builder.pipeline.recipe_yaml import check_size, read_recipe_yaml, short
+from builder.pipeline.step import StepParams, bounded, out_of_range
 from builder.registry import STEPS
 
 
@@ -40,17 +41,17 @@ class EngineConfig:
     revision: str | None = None  # the model's Hub revision; None: its main, pinned at start
     cache: str | None = None  # SQLite file of every completion; None: <work_dir>/llm-cache.sqlite
     dtype: str = "auto"  # vllm, transformers
-    max_model_len: int | None = None  # context length; None: the model's own
-    batch_size: int = 8  # transformers: sequences per generate() call
-    cpu_threads: int | None = None  # transformers on CPU: torch threads; None: torch's default
-    tensor_parallel_size: int = 1  # vllm
-    gpu_memory_utilization: float = 0.9  # vllm
+    max_model_len: int | None = bounded(None, ge=1)  # context length; None: the model's own
+    batch_size: int = bounded(8, ge=1)  # transformers: sequences per generate() call
+    cpu_threads: int | None = bounded(None, ge=1)  # transformers on CPU: torch threads
+    tensor_parallel_size: int = bounded(1, ge=1)  # vllm
+    gpu_memory_utilization: float = bounded(0.9, gt=0, le=1)  # vllm
     base_url: str = "http://localhost:8000/v1"  # openai
     api_key_env: str = "OPENAI_API_KEY"  # openai: the variable holding the key (never the key)
     served_model_name: str | None = None  # openai: the server's name for the model; None: model
-    max_concurrency: int = 64  # openai: requests in flight
-    max_retries: int = 8  # openai: on 408, 409, 429, 5xx, timeouts, with exponential backoff
-    timeout_s: float = 600.0  # openai: per request
+    max_concurrency: int = bounded(64, ge=1)  # openai: requests in flight
+    max_retries: int = bounded(8, ge=0)  # openai: on 408, 409, 429, 5xx, timeouts (backoff)
+    timeout_s: float = bounded(600.0, gt=0)  # openai: per request
 
 
 @dataclass
@@ -63,18 +64,10 @@ class WorkerResourcesConfig:
     """A step's resources as the recipe overrides them (`executor.resources.<step>`); unset keys
     keep the step's own (see `builder.pipeline.step.Resources`)."""
 
-    workers: int | None = None  # local: processes; a cluster: the most workers started
-    cpus: float | None = None  # per worker
-    gpus: float | None = None  # per worker: e.g. vLLM's tensor_parallel_size
-    memory_mb: int | None = None  # per worker
-
-    def problem(self) -> str | None:
-        """What is wrong with these values, if anything."""
-        for name in ("workers", "cpus", "gpus", "memory_mb"):
-            value = getattr(self, name)
-            if value is not None and value < (1 if name == "workers" else 0):
-                return f"{name} cannot be {value}"
-        return None
+    workers: int | None = bounded(None, ge=1)  # local: processes; a cluster: the most started
+    cpus: float | None = bounded(None, ge=0)  # per worker
+    gpus: float | None = bounded(None, ge=0)  # per worker: e.g. vLLM's tensor_parallel_size
+    memory_mb: int | None = bounded(None, ge=1)  # per worker
 
 
 @dataclass
@@ -86,16 +79,10 @@ class ExecutorConfig:
     # ray: a running cluster ("auto": the one started on this machine; "HOST:PORT": its head;
     # "ray://HOST:10001": through Ray Client); None: start one on this machine for the run.
     address: str | None = None
-    max_retries: int = 3  # ray: reruns of a chunk whose worker or node died (never for errors)
-    start_timeout_s: float = 600.0  # ray: how long a stage waits for a worker to start
+    max_retries: int = bounded(3, ge=0)  # ray: reruns of a chunk whose worker or node died
+    start_timeout_s: float = bounded(600.0, gt=0)  # ray: how long a stage waits for a worker
     runtime_env: dict[str, Any] = field(default_factory=dict)  # ray: Ray's own runtime_env
     resources: dict[str, WorkerResourcesConfig] = field(default_factory=dict)  # per step
-
-    def __post_init__(self):
-        if self.max_retries < 0:
-            raise RecipeError(f"executor.max_retries cannot be {self.max_retries}")
-        if self.start_timeout_s <= 0:
-            raise RecipeError(f"executor.start_timeout_s must be positive: {self.start_timeout_s}")
 
 
 @dataclass
@@ -141,25 +128,21 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise RecipeError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    raw = read_recipe_yaml(path)
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe must be a mapping of keys to values")
     for override in overrides:
         _apply_override(raw, override, path)
+    check_size(raw, path)
     recipe = _build(Recipe, raw, "", path)
     recipe.path = str(path)
     for name, params in recipe.stages.items():
         input_stage = (params.input or "").partition("@")[0]  # "stage" or "stage@revision"
         if params.input is not None and input_stage not in recipe.stages:
             raise RecipeError(f"{path}: stages.{name}.input names unknown stage '{input_stage}'")
-    for name, resources in recipe.executor.resources.items():
+    for name in recipe.executor.resources:
         if name not in recipe.stages:
             raise RecipeError(f"{path}: executor.resources names unknown stage '{name}'")
-        if problem := resources.problem():
-            raise RecipeError(f"{path}: executor.resources.{name}: {problem}")
     return recipe
 
 
@@ -255,9 +238,12 @@ def _build(cls: type, data: Any, prefix: str, path: Path) -> Any:
     if missing:
         raise RecipeError(f"{path}: missing key '{prefix}{missing[0]}'")
     try:
-        return cls(**kwargs)
+        built = cls(**kwargs)
     except RecipeError as err:  # a parameter class's own check (e.g. a TRL option's name)
         raise RecipeError(f"{path}: {err}") from None
+    for name, problem in out_of_range(built):
+        raise RecipeError(f"{path}: '{prefix}{name}' {problem}")
+    return built
 
 
 def _build_stages(data: Any, path: Path) -> dict[str, StepParams]:
@@ -288,17 +274,17 @@ def _convert(hint: Any, value: Any, key: str, path: Path) -> Any:
                 return _convert(option, value, key, path)
             except RecipeError:
                 continue
-        raise RecipeError(f"{path}: '{key}' must be {_describe(hint)}, got {value!r}")
+        raise RecipeError(f"{path}: '{key}' must be {_describe(hint)}, got {short(value)}")
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, f"{key}.", path)
     if origin is list:
         if not isinstance(value, list):
-            raise RecipeError(f"{path}: '{key}' must be a list, got {value!r}")
+            raise RecipeError(f"{path}: '{key}' must be a list, got {short(value)}")
         (item,) = typing.get_args(hint) or (Any,)
         return [_convert(item, v, f"{key}[{i}]", path) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise RecipeError(f"{path}: '{key}' must be a mapping, got {value!r}")
+            raise RecipeError(f"{path}: '{key}' must be a mapping, got {short(value)}")
         values = _mapping_values(hint)
         if dataclasses.is_dataclass(values):
             return {k: _build(values, v, f"{key}.{k}.", path) for k, v in value.items()}
@@ -310,9 +296,9 @@ def _convert(hint: Any, value: Any, key: str, path: Path) -> Any:
     if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # `--set model=123` or a numeric tag is still a string key
     if hint in (int, float) and isinstance(value, bool):
-        raise RecipeError(f"{path}: '{key}' must be {hint.__name__}, got {value!r}")
+        raise RecipeError(f"{path}: '{key}' must be {hint.__name__}, got {short(value)}")
     if isinstance(hint, type) and not isinstance(value, hint):
-        raise RecipeError(f"{path}: '{key}' must be {hint.__name__}, got {value!r}")
+        raise RecipeError(f"{path}: '{key}' must be {hint.__name__}, got {short(value)}")
     return value
 
 

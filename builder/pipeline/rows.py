@@ -61,9 +61,13 @@ class RowStage(Step):
     def __init__(self, params, context=None):
         super().__init__(params, context)
         if params.chunk_size is not None:  # the recipe's, instead of the class's default
-            if params.chunk_size < 1:
-                raise StageError(f"stages.{self.name}.chunk_size must be at least 1")
             self.chunk_size = params.chunk_size
+
+    def rows_out(self, rows_in: int) -> int | None:
+        """How many rows (kept plus dropped) `rows_in` input rows must give: the runner refuses
+        to publish anything else (rows vanished or appeared unaccounted). None: not fixed
+        (e.g. a file gives any number of functions)."""
+        return rows_in
 
     def num_proc(self) -> int:
         """Worker processes for `process`; 1 runs chunks in the driver's own process."""

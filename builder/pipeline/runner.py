@@ -10,7 +10,6 @@ the head the step started from.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -146,15 +145,20 @@ def _run_and_publish(plan: StepPlan, recipe: Recipe, checkpoint, executor) -> st
         "fingerprint": plan.fingerprint,
         "settings": step.fingerprint_extra(),  # e.g. the model, the sandbox's limits
         "input": plan.source.ref if plan.source is not None else None,
-        "params": dataclasses.asdict(step.params),
-        "recipe": {"name": recipe.name, "file": recipe.path, "fingerprint": recipe.fingerprint()},
+        "params": step.published_params(),
+        # The file's name only: where the user keeps it is nobody else's business.
+        "recipe": {
+            "name": recipe.name,
+            "file": Path(recipe.path).name,
+            "fingerprint": recipe.fingerprint(),
+        },
         "versions": software_versions(),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **facts,
     }
     manifest.setdefault("timings", {"run_s": round(time.monotonic() - started, 2)})
     title = step.commit_title(manifest, _describe(plan.source))
-    description = f"fingerprint {plan.fingerprint}; recipe {recipe.name} ({recipe.path})"
+    description = f"fingerprint {plan.fingerprint}; recipe {recipe.name} ({Path(recipe.path).name})"
     revision = publish(
         plan.store, plan.repo, output, manifest, step.card(manifest), title, description,
         parent=plan.head, private=recipe.hub.private,

@@ -14,6 +14,7 @@ evaluation are others. Each step declares the resources one of its workers needs
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
@@ -27,10 +28,57 @@ if TYPE_CHECKING:
 KINDS = {"dataset": "dataset", "evaluation": "dataset", "model": "model"}
 
 
-def runtime_only(default: Any) -> Any:
+def runtime_only(default: Any, **bounds: float) -> Any:
     """A parameter that changes how a step runs but not what it outputs (left out of its
     fingerprint, so changing it does not make a published revision stale)."""
-    return field(default=default, metadata={"fingerprint": False})
+    return bounded(default, runtime=True, **bounds)
+
+
+def bounded(
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    runtime: bool = False,
+) -> Any:
+    """A numeric parameter with its valid range, checked when the recipe loads (None: no
+    bound; a value of None is always allowed where the type allows it)."""
+    metadata: dict[str, Any] = {"bounds": (ge, gt, le)}
+    if runtime:
+        metadata["fingerprint"] = False
+    return field(default=default, metadata=metadata)
+
+
+def _bounds(cls: type, name: str) -> tuple:
+    """A field's bounds, as declared by the class or by the base class that introduced it (a
+    subclass that only changes a default keeps them)."""
+    for klass in cls.__mro__:
+        fields = getattr(klass, "__dataclass_fields__", {})
+        if name in fields and "bounds" in fields[name].metadata:
+            return fields[name].metadata["bounds"]
+    return (None, None, None)
+
+
+def out_of_range(obj: Any) -> list[tuple[str, str]]:
+    """(field, problem) for each numeric field of dataclass `obj` that is not finite or is
+    outside its declared bounds."""
+    problems = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not math.isfinite(value):
+            problems.append((f.name, f"must be a finite number, got {value}"))
+            continue
+        ge, gt, le = _bounds(type(obj), f.name)
+        if ge is not None and value < ge:
+            problems.append((f.name, f"must be >= {ge}, got {value}"))
+        elif gt is not None and value <= gt:
+            problems.append((f.name, f"must be > {gt}, got {value}"))
+        elif le is not None and value > le:
+            problems.append((f.name, f"must be <= {le}, got {value}"))
+    return problems
 
 
 @dataclass
@@ -38,10 +86,10 @@ class StepParams:
     """Keys every step has: which step it reads, and a row limit for dry runs."""
 
     input: str | None = runtime_only(None)  # its effect is already in the input revision
-    limit: int | None = None
+    limit: int | None = bounded(None, ge=0)  # the first rows (or tasks) only: dry runs
     # Row stages: input rows per checkpointed chunk (None: the stage's own default). How the
     # work is cut, not what it outputs: the most a crash can lose, the unit an executor spreads.
-    chunk_size: int | None = runtime_only(None)
+    chunk_size: int | None = runtime_only(None, ge=1)
 
     def fingerprint_items(self) -> dict[str, Any]:
         return {
@@ -156,6 +204,16 @@ class StepRun:
     publish_revision: Callable[..., str] | None = None  # (folder, branch, title) -> commit
 
 
+def _without_paths(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_paths(v) for v in value]
+    if isinstance(value, str) and value.startswith(("/", "~")):
+        return Path(value).name
+    return value
+
+
 @dataclass(frozen=True)
 class CardUpdate:
     repo_type: str  # dataset or model
@@ -196,6 +254,11 @@ class Step:
 
     def resources(self) -> Resources:
         return Resources()
+
+    def published_params(self) -> dict[str, Any]:
+        """The parameters as the manifest and card show them: a local path by its last part
+        only (where the user keeps files is nobody else's business)."""
+        return _without_paths(dataclasses.asdict(self.params))
 
     def repo_name(self) -> str | None:
         """The repository it publishes to, if not `<namespace>/<recipe>-<step>`."""

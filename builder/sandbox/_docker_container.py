@@ -2,28 +2,22 @@
 
 The container's PID 1 is the local backend's worker (`_worker.py`, which forks `_child.py` for
 each program): `docker run -i` attaches its stdin/stdout, over which the host speaks the same
-length-prefixed JSON frames as with bubblewrap. The host may send a few programs ahead (the
-worker reads the next frame only when it is done with the current one), so a container never
-waits for the host between two programs; all reads and writes go through one poll loop, so a
-full pipe in one direction can never block the other.
+length-prefixed JSON frames as with bubblewrap (`_pipe.FramedWorker`). The host may send a few
+programs ahead, so a container never waits for the host between two programs.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
 import os
 import secrets
-import select
-import struct
 import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from builder.sandbox._process import InfraError
+from builder.sandbox._pipe import FramedWorker, InfraError
 from builder.sandbox.base import MiB, SandboxError, SandboxLimits
 
 log = logging.getLogger(__name__)
@@ -94,12 +88,16 @@ class ContainerSpec:
         return [*cmd, self.image, *self.worker_argv]
 
 
-class Container:
-    """A running sandbox container. Not thread-safe: one owner thread talks to it."""
+class Container(FramedWorker):
+    """A running sandbox container. Not thread-safe: one owner thread talks to it (`kill`
+    aside, see FramedWorker)."""
+
+    close_wait_s = 5.0
 
     def __init__(self, spec: ContainerSpec, name: str) -> None:
         self.spec, self.name = spec, name
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        self.what = f"the sandbox container {name}"
+        stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         try:
             # Only what the docker CLI needs from our environment: no tokens.
             env = {
@@ -108,99 +106,25 @@ class Container:
                 if k in ("PATH", "HOME") or k.startswith("DOCKER_")
             }
             uid = UID_RANGE[0] + secrets.randbelow(UID_RANGE[1] - UID_RANGE[0])
-            self.proc = subprocess.Popen(
+            # Its own process group: Ctrl-C at a terminal is for the host to handle (close()).
+            proc = subprocess.Popen(
                 spec.run_command(name, uid),
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env,
+                process_group=0,
             )  # fmt: skip
         except OSError as exc:
-            self._stderr.close()
+            stderr.close()
             raise InfraError(f"cannot run docker: {exc}") from None
-        self._in, self._out = self.proc.stdin.fileno(), self.proc.stdout.fileno()
-        flags = fcntl.fcntl(self._in, fcntl.F_GETFL)
-        fcntl.fcntl(self._in, fcntl.F_SETFL, flags | os.O_NONBLOCK)
-        self._pending = bytearray()  # frames not yet written to the container
-        self._buf = bytearray()  # bytes read, not yet parsed into frames
+        self._attach(proc, stderr)
         try:
-            ready = self.receive(time.monotonic() + STARTUP_TIMEOUT_S)
-            if not ready.get("ready"):
-                raise InfraError(f"the sandbox worker sent {ready!r} instead of ready")
+            self.expect_ready(time.monotonic() + STARTUP_TIMEOUT_S)
         except BaseException:
             self.close()
             raise
 
-    def send(self, code: str) -> None:
-        data = json.dumps({"code": code}).encode()
-        self._pending += struct.pack(">I", len(data)) + data
-        self._pump(0)
-
-    def receive(self, deadline: float) -> dict:
-        """The next frame from the worker; InfraError past `deadline` or if the container ended."""
-        while True:
-            if len(self._buf) >= 4:
-                size = struct.unpack(">I", self._buf[:4])[0]
-                if len(self._buf) >= 4 + size:
-                    body = bytes(self._buf[4 : 4 + size])
-                    del self._buf[: 4 + size]
-                    return json.loads(body)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise InfraError(f"no answer from the sandbox container {self.name} in time")
-            self._pump(left)
-
-    def _pump(self, timeout: float) -> None:
-        """Write pending bytes and read what is there, waiting up to `timeout` for either."""
-        poller = select.poll()
-        poller.register(self._out, select.POLLIN)
-        if self._pending:
-            poller.register(self._in, select.POLLOUT)
-        for fd, _ in poller.poll(timeout * 1000):
-            if fd == self._in:
-                self._write_some()
-            elif (chunk := os.read(self._out, 1 << 16)) == b"":
-                raise InfraError(f"the sandbox container {self.name} ended: {self._exit_reason()}")
-            else:
-                self._buf += chunk
-
-    def _write_some(self) -> None:
-        try:
-            written = os.write(self._in, self._pending[: 1 << 16])
-        except BlockingIOError:
-            return
-        except OSError as exc:  # the CLI went away: the read side will say why
-            raise InfraError(f"cannot send to the sandbox container {self.name}: {exc}") from None
-        del self._pending[:written]
-
-    def _exit_reason(self) -> str:
-        try:
-            status = self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            status = "unknown (still running)"
-        return f"exit status {status}: {self.stderr_tail()}"
-
-    def stderr_tail(self, size: int = 500) -> str:
-        self._stderr.seek(0, os.SEEK_END)
-        self._stderr.seek(max(0, self._stderr.tell() - size))
-        return " ".join(self._stderr.read().decode("utf-8", "replace").split())
-
-    def close(self) -> None:
-        """EOF on stdin ends the worker (PID 1) and so the container; force it if that is slow."""
-        try:
-            self.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            remove_containers(self.spec.docker, [self.name])
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
-        self._stderr.close()
-
     def kill(self) -> None:
-        """For a container that is hung or broken: remove it at once, then close."""
+        """Remove the container at once (killing the docker CLI would leave it running)."""
         remove_containers(self.spec.docker, [self.name])
-        self.close()
 
 
 def remove_containers(docker: str, names: Sequence[str]) -> None:

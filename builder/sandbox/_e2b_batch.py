@@ -16,7 +16,7 @@ from pathlib import Path
 from builder.sandbox.base import ExecResult, SandboxLimits
 
 HARNESS_DIR = "/opt/builder-harness"  # in the E2B sandbox; never under /tmp (remounted per batch)
-HARNESS_FILES = ("_worker.py", "_child.py", "_e2b_driver.py")
+HARNESS_FILES = ("_worker.py", "_child.py", "_scratch.py", "_e2b_driver.py")
 PROGRAM_UID = 2000  # runs the programs: not root, not the template's `user`
 RESULT_FIELDS = ("status", "duration_s", "stdout", "stderr", "exit_code", "error")
 
@@ -32,7 +32,7 @@ def harness_files(harness_dir: str = HARNESS_DIR) -> list[dict]:
 
 def batch_payload(codes: Sequence[str], limits: SandboxLimits) -> str:
     """The batch file: the worker's configuration (as the local backend gives it) and the code."""
-    config = {**dataclasses.asdict(limits), "python_paths": []}
+    config = {**dataclasses.asdict(limits), "python_paths": [], "scratch_mounts": []}
     return json.dumps({"config": config, "codes": list(codes)})
 
 

@@ -14,7 +14,7 @@ import threading
 import time
 
 from builder.sandbox import _e2b_batch as batches
-from builder.sandbox._pool import Job
+from builder.sandbox._pool import CLOSED, Job, cancel_queued
 from builder.sandbox.base import ExecResult, SandboxError
 
 log = logging.getLogger("builder.sandbox.e2b")
@@ -91,13 +91,7 @@ class Pool:
 def shutdown(pool: Pool, slots: list[Slot]) -> None:
     """Cancel what was not started, kill every live sandbox (ending running commands), stop."""
     pool.closing.set()
-    while True:
-        try:
-            job = pool.jobs.get_nowait()
-        except queue.Empty:
-            break
-        if job is not None:
-            job.future.cancel()
+    cancel_queued(pool.jobs)
     for _ in slots:
         pool.jobs.put(None)
     with pool.lock:
@@ -157,7 +151,7 @@ class Slot:
         while pending:
             if self.pool.closing.is_set():
                 for job in pending:
-                    job.future.set_result(infra_result(job, "sandbox closed"))
+                    job.future.set_result(infra_result(job, CLOSED))
                 return
             try:
                 pending = self._attempt(pending)

@@ -1,7 +1,7 @@
-"""One sandbox worker seen from the host: its bwrap command line, its process, its pipe protocol.
+"""One local sandbox worker seen from the host: its bwrap command line and its process.
 
 The worker (`_worker.py`, with `_child.py`) runs as PID 1 of a bubblewrap sandbox; this module
-starts it, talks length-prefixed JSON frames with it over its stdin/stdout, and kills it.
+starts it; the frames it speaks over its stdin/stdout, and its end, are `_pipe.FramedWorker`'s.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import logging
 import os
 import select
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -20,22 +19,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder.sandbox._pipe import FramedWorker, InfraError
 from builder.sandbox.base import SandboxError, SandboxLimits
 
 log = logging.getLogger(__name__)
 
 HARNESS_DIR = "/opt/harness"  # where _worker.py and _child.py appear inside the sandbox
-HARNESS_FILES = ("_worker.py", "_child.py")
+HARNESS_FILES = ("_worker.py", "_child.py", "_scratch.py")
 SANDBOX_UID = 1000  # inside the user namespace; maps to the host user that runs us
 STARTUP_TIMEOUT_S = 30.0
 BWRAP_MISSING = (
     "bubblewrap ('bwrap') is not installed; install it with: apt-get install -y bubblewrap"
 )
 PIDS_CGROUP_ROOT = Path("/sys/fs/cgroup/pids")  # cgroup v1 pids controller
-
-
-class InfraError(Exception):
-    """The sandbox failed, not the program: retried, and never a verdict on the program."""
+SCRATCH_DIRS = ("/tmp", "/dev/shm")  # private, writable, wiped after each program
+WORKDIR = "/tmp/work"  # the program's working directory, made afresh for each program
 
 
 def find_bwrap() -> str:
@@ -57,12 +55,12 @@ def host_interpreter() -> Interpreter:
     executable = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
     paths = {os.path.realpath(sys.base_prefix), os.path.dirname(executable)}
     ro_paths = tuple(
-        sorted(p for p in paths if not any(_under(p, q) for q in (paths - {p}) | {"/usr"}))
+        sorted(p for p in paths if not any(is_under(p, q) for q in (paths - {p}) | {"/usr"}))
     )
     return Interpreter(executable, ro_paths, sys.version)
 
 
-def _under(path: str, root: str) -> bool:
+def is_under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
@@ -94,8 +92,6 @@ def bwrap_command(
         "--setenv", "HOME", "/tmp", "--setenv", "LANG", "C.UTF-8",
         *_system_binds(),
     ]  # fmt: skip
-    for path in (*interpreter.ro_paths, *python_paths):
-        cmd += ["--ro-bind", path, path]
     for name in HARNESS_FILES:
         cmd += ["--ro-bind", str(here / name), f"{HARNESS_DIR}/{name}"]
     cmd += [
@@ -106,10 +102,19 @@ def bwrap_command(
         "--dev", "/dev",
         "--size", str(limits.tmpfs_bytes), "--perms", "1777", "--tmpfs", "/tmp",
         "--size", str(limits.tmpfs_bytes), "--perms", "1777", "--tmpfs", "/dev/shm",
-        "--remount-ro", "/",
-        "--chdir", "/tmp",
     ]  # fmt: skip
-    return cmd
+    # After the private /tmp and /dev/shm (bwrap mounts in order): an environment that lives
+    # there (a CI container's venv under /tmp) is bound on top of them, not hidden by them.
+    for path in (*interpreter.ro_paths, *python_paths):
+        cmd += ["--ro-bind", path, path]
+    return [*cmd, "--remount-ro", "/", "--chdir", "/tmp"]
+
+
+def scratch_mounts(interpreter: Interpreter, python_paths: Sequence[str]) -> list[str]:
+    """The read-only binds that live in the sandbox's scratch directories (/tmp, /dev/shm):
+    the worker wipes those directories after each program, around these."""
+    paths = (*interpreter.ro_paths, *python_paths)
+    return sorted(p for p in paths if any(is_under(p, root) for root in SCRATCH_DIRS))
 
 
 def worker_argv(
@@ -125,6 +130,7 @@ def worker_argv(
         "max_output_bytes": limits.max_output_bytes,
         "keep_output_bytes": limits.keep_output_bytes,
         "python_paths": list(python_paths),
+        "scratch_mounts": scratch_mounts(interpreter, python_paths),
     }
     return [interpreter.executable, "-I", f"{HARNESS_DIR}/_worker.py", json.dumps(config)]
 
@@ -166,30 +172,32 @@ class PidsCgroup:
         log.warning("could not remove cgroup %s", self.path)
 
 
-class WorkerProcess:
-    """A running sandbox worker. Not thread-safe: one owner thread talks to it."""
+class WorkerProcess(FramedWorker):
+    """A running bwrap sandbox whose PID 1 is the worker. Not thread-safe: one owner thread talks
+    to it (`kill` aside, see FramedWorker)."""
 
     def __init__(
         self, cmd: list[str], argv: list[str], cgroup_name: str, max_processes: int
     ) -> None:
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         info_r, info_w = os.pipe()
         try:
-            # Only PATH: nothing of our environment (tokens...) needs to reach even bwrap.
-            self.proc = subprocess.Popen(
+            # Only PATH: nothing of our environment (tokens...) needs to reach even bwrap. Its own
+            # process group: Ctrl-C at a terminal signals the whole foreground group, and a worker
+            # killed by it would count as broken and its program be re-run; the host decides.
+            proc = subprocess.Popen(
                 [*cmd, "--info-fd", str(info_w), *argv],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
                 pass_fds=(info_w,), env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                process_group=0,
             )  # fmt: skip
         except OSError as exc:
-            self._stderr.close()
+            stderr.close()
             os.close(info_r)
             raise InfraError(f"cannot start bwrap: {exc}") from None
         finally:
             os.close(info_w)
-        self._in = self.proc.stdin.fileno()
-        self._out = self.proc.stdout.fileno()
-        self._buf = b""
+        self._attach(proc, stderr)
         self.cgroup = None
         try:
             child_pid = self._read_info(info_r)
@@ -197,9 +205,7 @@ class WorkerProcess:
             self.cgroup = PidsCgroup.create(cgroup_name, max_processes + 1)
             if self.cgroup is not None and child_pid is not None:
                 self.cgroup.add(child_pid)
-            ready = self._read_frame(time.monotonic() + STARTUP_TIMEOUT_S)
-            if not ready.get("ready"):
-                raise InfraError(f"sandbox worker sent {ready!r} instead of ready")
+            self.expect_ready(time.monotonic() + STARTUP_TIMEOUT_S)
         except OSError as exc:  # e.g. the cgroup refused the pid
             self.close()
             raise InfraError(f"cannot set up the sandbox worker: {exc}") from None
@@ -213,7 +219,12 @@ class WorkerProcess:
         """bwrap's --info-fd JSON gives the host pid of the sandbox's PID 1 (our worker)."""
         data = b""
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while (chunk := self._read_some(fd, deadline, "bwrap info")) != b"":
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise InfraError("no answer from bwrap (its --info-fd) in time")
+            if (chunk := os.read(fd, 1 << 16)) == b"":
+                break
             data += chunk
             try:
                 return int(json.loads(data)["child-pid"])
@@ -225,57 +236,10 @@ class WorkerProcess:
             return None  # running, yet no info: go on without the cgroup
         raise InfraError(f"bwrap exited with status {status}: {self.stderr_tail()}")
 
-    def stderr_tail(self, size: int = 500) -> str:
-        self._stderr.seek(0, os.SEEK_END)
-        self._stderr.seek(max(0, self._stderr.tell() - size))
-        return self._stderr.read().decode("utf-8", "replace").strip()
-
-    def _read_some(self, fd: int, deadline: float, what: str) -> bytes:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise InfraError(f"no answer from the sandbox worker ({what}) in time")
-        return os.read(fd, 1 << 16)
-
-    def _read_frame(self, deadline: float) -> dict:
-        while True:
-            if len(self._buf) >= 4:
-                size = struct.unpack(">I", self._buf[:4])[0]
-                if len(self._buf) >= 4 + size:
-                    body, self._buf = self._buf[4 : 4 + size], self._buf[4 + size :]
-                    return json.loads(body)
-            chunk = self._read_some(self._out, deadline, "result")
-            if not chunk:
-                try:
-                    status = self.proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    status = "unknown (still running)"
-                tail = self.stderr_tail()
-                raise InfraError(f"sandbox worker closed its pipe, exit status {status}: {tail}")
-            self._buf += chunk
-
-    def execute(self, code: str, deadline_s: float) -> dict:
-        data = json.dumps({"code": code}).encode()
-        try:
-            os.write(self._in, struct.pack(">I", len(data)))
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._in, view) :]
-        except OSError as exc:
-            raise InfraError(f"cannot send the program to the sandbox worker: {exc}") from None
-        return self._read_frame(time.monotonic() + deadline_s)
-
     def close(self) -> None:
-        """Closing stdin ends the worker (PID 1), and with it the whole sandbox; kill if slow."""
-        try:
-            self.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
-        self._stderr.close()
+        super().close()
         if self.cgroup is not None:
             self.cgroup.remove()
+
+    # kill(): SIGKILL to bwrap; --die-with-parent has the kernel kill the sandbox's PID 1 with
+    # it, and all of the sandbox's PID namespace goes when its PID 1 does.

@@ -17,7 +17,6 @@ import gc
 import json
 import os
 import select
-import shutil
 import signal
 import struct
 import sys
@@ -26,10 +25,10 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I left the script dir out
 import _child
+import _scratch
 
 del sys.path[0]  # programs must not see the harness directory on their path
 
-SCRATCH_DIRS = ("/tmp", "/dev/shm")
 REPORT_MAX = 8192  # bytes read from the report pipe; the harness's report is much shorter
 GUARD_INTERVAL_S = 0.02  # how often the process-count guard looks at /proc while a program runs
 PRELOAD = (
@@ -184,40 +183,6 @@ def _verdict(event, status, usage, report, nonce, pid, cfg):
     return "fail", f"exited with status {code} before the program finished"
 
 
-def _wipe_scratch():
-    """Empty /tmp and /dev/shm; False if something could not be removed."""
-    for root in SCRATCH_DIRS:
-        # The program may have taken the permissions away from its directories: give them back
-        # top-down (os.walk lists a directory only after the loop body saw its name).
-        for dirpath, dirnames, _ in os.walk(root):
-            for name in dirnames:
-                try:
-                    os.chmod(os.path.join(dirpath, name), 0o700)
-                except OSError:
-                    pass
-        for entry in os.scandir(root):
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                try:
-                    os.unlink(entry.path)
-                except OSError:
-                    pass
-    return not any(os.listdir(root) for root in SCRATCH_DIRS)
-
-
-def _ipc_left():
-    """SysV IPC objects outlive their processes; their presence means: recycle the sandbox."""
-    for kind in ("shm", "sem", "msg"):
-        try:
-            with open(f"/proc/sysvipc/{kind}") as fh:
-                if len(fh.readlines()) > 1:
-                    return True
-        except OSError:
-            pass
-    return False
-
-
 def run_one(code, cfg):
     nonce = os.urandom(16).hex()
     os.mkdir(_child.WORKDIR, 0o700)
@@ -255,7 +220,7 @@ def run_one(code, cfg):
         "exit_code": None if status is None else os.waitstatus_to_exitcode(status),
         "stdout": caps[out_r].text(),
         "stderr": caps[err_r].text(),
-        "recycle": not _wipe_scratch() or _ipc_left(),
+        "recycle": not _scratch.wipe(cfg["scratch_mounts"]) or _scratch.ipc_left(),
     }
 
 

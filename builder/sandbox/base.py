@@ -17,7 +17,8 @@ import abc
 import dataclasses
 import hashlib
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
@@ -68,10 +69,20 @@ class SandboxLimits:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            if getattr(self, f.name) <= 0:
+            value = getattr(self, f.name)
+            if not (math.isfinite(value) and value > 0):  # nan and inf too
                 raise SandboxError(
-                    f"sandbox limit {f.name} must be positive, got {getattr(self, f.name)!r}"
+                    f"sandbox limit {f.name} must be a positive number, got {value!r}"
                 )
+
+    @classmethod
+    def for_timeout(cls, timeout_s: float, **others: Any) -> SandboxLimits:
+        """Limits for a wall-clock timeout, with a CPU time limit just above it."""
+        if not (math.isfinite(timeout_s) and timeout_s > 0):
+            raise SandboxError(
+                f"the sandbox timeout must be a positive number of seconds, got {timeout_s!r}"
+            )
+        return cls(timeout_s=timeout_s, cpu_time_s=max(1, int(timeout_s) + 1), **others)
 
 
 class Sandbox(abc.ABC):
@@ -85,6 +96,12 @@ class Sandbox(abc.ABC):
     @abc.abstractmethod
     def run(self, programs: Sequence[Program]) -> list[ExecResult]:
         """Run every program; one result per program, in input order."""
+
+    def run_iter(self, programs: Sequence[Program]) -> Iterator[ExecResult]:
+        """Run every program; each result as soon as its program is done, in any order (a result
+        carries its program's id). A caller interrupted while it waits (Ctrl-C) keeps every
+        result it got; `close()` then ends the rest."""
+        yield from self.run(programs)
 
     def close(self) -> None:
         """Release workers and every process the sandbox started."""

@@ -30,6 +30,8 @@ Failures
     A container that dies, hangs past timeout + grace, or answers garbage is removed and
     replaced; the program it was running is retried there `infra_retries` times before it is
     reported as infra_error, and the programs sent ahead are re-sent without counting a try.
+    The slots are the local backend's (`_pool.Slot`): `close()` cancels what has not started,
+    removes the containers that hold programs and retries nothing.
 
 What this does NOT protect against
     - Kernel exploits: containers share the host kernel (seccomp narrows what is reachable).
@@ -48,17 +50,12 @@ What this does NOT protect against
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-import queue
 import shutil
-import threading
-import time
 import uuid
-import weakref
-from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future
 from typing import Any
 
 from builder.sandbox._docker_container import (
@@ -67,13 +64,12 @@ from builder.sandbox._docker_container import (
     ContainerSpec,
     check_daemon,
     default_container_memory,
-    remove_containers,
 )
 from builder.sandbox._docker_image import RECIPE_VERSION, ensure_image
-from builder.sandbox._pool import Job, PooledSandbox, checked_python_paths
-from builder.sandbox._process import InfraError, host_interpreter, worker_argv
-from builder.sandbox.base import ExecResult, SandboxError, SandboxLimits
-from builder.sandbox.local import GRACE_S, HARNESS_VERSION, RESULT_FIELDS
+from builder.sandbox._pool import PooledSandbox, checked_python_paths
+from builder.sandbox._process import host_interpreter, worker_argv
+from builder.sandbox.base import SandboxError, SandboxLimits
+from builder.sandbox.local import HARNESS_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -126,17 +122,9 @@ class DockerSandbox(PooledSandbox):
         )
         self.workers = workers or len(os.sched_getaffinity(0))
         self.batch_size, self.infra_retries = batch_size, infra_retries
-        self._jobs = queue.SimpleQueue()
-        self._closing = threading.Event()
         prefix = f"builder-sandbox-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._slots = [
-            _Slot(self.spec, batch_size, infra_retries, self._jobs, self._closing, f"{prefix}-{i}")
-            for i in range(self.workers)
-        ]
-        self._finalizer = weakref.finalize(
-            self, _shutdown, self._jobs, self._slots, self._closing, docker_path
-        )
-        self._wait_until_started(self._slots)
+        spawn = functools.partial(Container, self.spec)
+        self._start_slots(spawn, self.workers, prefix, batch_size=batch_size, retries=infra_retries)
         log.info("docker sandbox: %d containers of image %s", self.workers, self.image)
 
     def settings(self) -> dict[str, Any]:
@@ -152,132 +140,4 @@ class DockerSandbox(PooledSandbox):
 
     def container_names(self) -> list[str]:
         """Names of the running containers (for tests and diagnostics)."""
-        return [slot.container.name for slot in self._slots if slot.container is not None]
-
-
-def _shutdown(jobs, slots, closing: threading.Event, docker: str) -> None:
-    """Cancel what was not started, remove the containers that still hold programs (so that an
-    interrupted run ends at once), and let each slot thread take one None and end."""
-    closing.set()
-    while True:
-        try:
-            job = jobs.get_nowait()
-        except queue.Empty:
-            break
-        if job is not None:
-            job.future.cancel()
-    for _ in slots:
-        jobs.put(None)
-    remove_containers(docker, [s.container.name for s in slots if s.busy and s.container])
-    for slot in slots:
-        slot.thread.join()
-
-
-class _Slot:
-    """One host thread owning one container, with up to `batch_size` programs sent to it."""
-
-    def __init__(self, spec, batch_size, retries, jobs, closing, name) -> None:
-        self.spec, self.batch_size, self.retries = spec, batch_size, retries
-        self.jobs, self.closing, self.name = jobs, closing, name
-        self.container: Container | None = None
-        self.busy = False  # holds programs (read by _shutdown from another thread)
-        self.spawns = 0
-        self.started: Future = Future()
-        self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self.thread.start()
-
-    def _loop(self) -> None:
-        try:
-            self._spawn()
-        except Exception as exc:  # noqa: BLE001 - handed to DockerSandbox.__init__
-            self.started.set_exception(exc)
-            return
-        self.started.set_result(None)
-        batch: deque[Job] = deque()  # in order: batch[0] runs (or runs next) in the container
-        try:
-            while self._fill(batch):
-                self.busy = True
-                try:
-                    self._step(batch)
-                except Exception as exc:  # noqa: BLE001 - a bug here must not hang run()
-                    for job in batch:
-                        job.future.set_exception(exc)
-                    batch.clear()
-                    self._stop(kill=True)
-                self.busy = bool(batch)
-        finally:
-            self._stop()
-
-    def _fill(self, batch: deque[Job]) -> bool:
-        """Top the batch up from the queue (blocking only when it is empty); False: stop."""
-        while len(batch) < self.batch_size:
-            try:
-                job = self.jobs.get(block=not batch)
-            except queue.Empty:
-                break
-            if job is None:
-                self.jobs.put(None)  # for our next _fill: drain what we hold, then stop
-                return bool(batch)
-            batch.append(job)
-        return True
-
-    def _step(self, batch: deque[Job]) -> None:
-        """Send what the container does not have yet, then wait for the result of batch[0]."""
-        try:
-            if self.container is None:
-                self._spawn()
-            if self._sent == 0:  # the container is idle: batch[0] starts now
-                self._head_since = time.monotonic()
-            for job in list(batch)[self._sent :]:
-                self.container.send(job.program.code)
-            self._sent = len(batch)
-            reply = self.container.receive(self._head_since + self.spec.limits.timeout_s + GRACE_S)
-        except InfraError as exc:
-            self._stop(kill=True)
-            self._retry(batch, str(exc))
-            return
-        job = batch.popleft()
-        self._sent -= 1
-        self._head_since = time.monotonic()
-        if reply.get("recycle"):  # the worker ends after this answer; the rest goes to a new one
-            self._stop()
-        if reply["status"] == "infra_error":
-            batch.appendleft(job)
-            self._stop(kill=True)
-            self._retry(batch, reply.get("error", ""))
-            return
-        job.future.set_result(ExecResult(id=job.program.id, **{k: reply[k] for k in RESULT_FIELDS}))
-
-    def _retry(self, batch: deque[Job], error: str) -> None:
-        """batch[0] was running when the container failed: count a try, give up after retries."""
-        if self.closing.is_set():  # close() removed the container: no verdict, no new container
-            while batch:
-                job = batch.popleft()
-                job.future.set_result(
-                    ExecResult(id=job.program.id, status="infra_error", error="sandbox closed")
-                )
-            return
-        job = batch[0]
-        job.attempts += 1
-        log.warning(
-            "docker sandbox infra error on %s (attempt %d): %s", job.program.id, job.attempts, error
-        )
-        if job.attempts > self.retries:
-            batch.popleft()
-            job.future.set_result(
-                ExecResult(id=job.program.id, status="infra_error", error=error[-300:])
-            )
-
-    def _spawn(self) -> None:
-        self.spawns += 1
-        self.container = Container(self.spec, f"{self.name}-{self.spawns}")
-        self._sent = 0
-        self._head_since = time.monotonic()
-
-    def _stop(self, kill: bool = False) -> None:
-        if self.container is not None:
-            if kill:
-                self.container.kill()
-            else:
-                self.container.close()
-            self.container = None
+        return [slot.worker.name for slot in self._slots if slot.worker is not None]

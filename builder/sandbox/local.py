@@ -14,7 +14,9 @@ Isolation (bwrap, per worker sandbox)
       any `python_paths` bound read-only, a few loader files of /etc, its own /proc (with
       /proc/sys read-only) and a minimal /dev. Nothing of $HOME, /root, the project or the host
       /tmp. Writable: only /tmp and /dev/shm, private size-limited tmpfs, wiped after each
-      program. The harness files are bound read-only at /opt/harness.
+      program. The harness files are bound read-only at /opt/harness. An interpreter or
+      python path that lives under /tmp (a CI job's venv) is bound on top of the private /tmp,
+      at its own path, and survives the wipe (the directories that lead to it are emptied).
     - The environment is cleared (--clearenv; the child resets it again), so tokens in the host
       environment (HF_TOKEN, ...) never enter; /proc shows only the sandbox's own processes.
     - The sandbox dies with the host thread that started it (--die-with-parent).
@@ -31,7 +33,10 @@ Limits (set with setrlimit in each forked child; see SandboxLimits)
 
 Verdicts: see builder.sandbox.base. A pass needs the per-run nonce from the child after the code
 object returned (see _child.py); a dead or silent worker is `infra_error`, retried on a fresh
-sandbox `infra_retries` times.
+sandbox `infra_retries` times. The slots are the docker backend's (`_pool.Slot`), closing
+included: `close()` (or Ctrl-C reaching a `with` block) cancels what has not started, kills the
+sandboxes that hold programs and retries nothing. The bwrap processes run in their own process
+group, so that Ctrl-C at a terminal reaches only the host process, which then closes the pool.
 
 What this does NOT protect against
     - Kernel exploits: all sandboxes share the host kernel; a kernel bug reachable from an
@@ -51,38 +56,32 @@ What this does NOT protect against
       allowed. /proc shows host-wide information (cpuinfo, meminfo, loadavg, kernel version).
     - Leftovers between programs of one worker: /tmp, /dev/shm and SysV IPC are cleaned (or the
       sandbox recycled), but POSIX message queues are not checked.
-    - The interpreter's install is bound read-only wherever it lives, even under $HOME (pyenv).
+    - The interpreter's install is bound read-only wherever it lives, even under $HOME (pyenv);
+      under /tmp, programs see the names of the directories that lead to it.
     - Timing: under load, programs near the time limit may flip between pass and timeout.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-import queue
-import threading
-import weakref
 from collections.abc import Sequence
-from concurrent.futures import Future
-from pathlib import Path
 from typing import Any
 
 from builder.sandbox._pool import PooledSandbox, checked_python_paths
 from builder.sandbox._process import (
-    InfraError,
     WorkerProcess,
     bwrap_command,
     find_bwrap,
     host_interpreter,
     worker_argv,
 )
-from builder.sandbox.base import ExecResult, Program, SandboxError, SandboxLimits
+from builder.sandbox.base import SandboxLimits
 
 log = logging.getLogger(__name__)
 
 HARNESS_VERSION = 1  # bump when a change to the harness can change a verdict
-GRACE_S = 15.0  # host-side wait beyond the program's timeout before the worker counts as hung
-RESULT_FIELDS = ("status", "duration_s", "stdout", "stderr", "exit_code", "error")
 USERNS_HINT = (
     "(bwrap needs unprivileged user namespaces; on Ubuntu 24.04:"
     " sysctl kernel.apparmor_restrict_unprivileged_userns=0)"
@@ -114,24 +113,18 @@ class LocalSandbox(PooledSandbox):
         bwrap = find_bwrap()
         self.interpreter = host_interpreter()
         self.python_paths = checked_python_paths(python_paths)
-        for path in self.python_paths:
-            if Path(path).is_relative_to("/tmp"):  # the sandbox mounts its own empty /tmp
-                raise SandboxError(
-                    f"python path {path} is under /tmp, which the sandbox replaces with its own: "
-                    "keep the environment elsewhere"
-                )
         self.workers = workers or len(os.sched_getaffinity(0))
         self.infra_retries = infra_retries
-        self._jobs = queue.SimpleQueue()
-        cmd = bwrap_command(bwrap, self.interpreter, self.python_paths, self.limits)
-        argv = worker_argv(self.interpreter, self.python_paths, self.limits)
+        spawn = functools.partial(
+            _spawn,
+            bwrap_command(bwrap, self.interpreter, self.python_paths, self.limits),
+            worker_argv(self.interpreter, self.python_paths, self.limits),
+            self.limits.max_processes,
+        )
         prefix = f"builder-sandbox-{os.getpid()}-{id(self)}"
-        self._slots = [
-            _Slot(cmd, argv, self.limits, infra_retries, self._jobs, f"{prefix}-{i}")
-            for i in range(self.workers)
-        ]
-        self._finalizer = weakref.finalize(self, _shutdown, self._jobs, self._slots)
-        self._wait_until_started(self._slots, hint=f" {USERNS_HINT}")
+        self._start_slots(
+            spawn, self.workers, prefix, retries=infra_retries, hint=f" {USERNS_HINT}"
+        )
         log.info("local sandbox: %d workers, python %s", self.workers, self.interpreter.executable)
 
     def settings(self) -> dict[str, Any]:
@@ -147,76 +140,6 @@ class LocalSandbox(PooledSandbox):
         return [slot.worker.proc.pid for slot in self._slots if slot.worker is not None]
 
 
-def _shutdown(jobs: queue.SimpleQueue, slots: list[_Slot]) -> None:
-    """Each slot thread takes one None, stops its worker and ends."""
-    for _ in slots:
-        jobs.put(None)
-    for slot in slots:
-        slot.thread.join()
-
-
-class _Slot:
-    """One host thread owning one sandbox worker. The thread also spawns the worker, because
-    bwrap's --die-with-parent fires when the spawning *thread* exits."""
-
-    def __init__(self, cmd, argv, limits, retries, jobs, cgroup_name) -> None:
-        self.cmd, self.argv, self.limits, self.retries = cmd, argv, limits, retries
-        self.jobs, self.cgroup_name = jobs, cgroup_name
-        self.worker: WorkerProcess | None = None
-        self.spawns = 0
-        self.started: Future = Future()
-        self.thread = threading.Thread(target=self._loop, name=cgroup_name, daemon=True)
-        self.thread.start()
-
-    def _loop(self) -> None:
-        try:
-            self._spawn()
-        except Exception as exc:  # noqa: BLE001 - handed to LocalSandbox.__init__
-            self.started.set_exception(exc)
-            return
-        self.started.set_result(None)
-        try:
-            while (job := self.jobs.get()) is not None:
-                try:
-                    job.future.set_result(self._run(job.program))
-                # A bug here must not leave run() waiting forever.
-                except Exception as exc:  # noqa: BLE001
-                    job.future.set_exception(exc)
-        finally:
-            self._stop()
-
-    def _spawn(self) -> None:
-        self.spawns += 1
-        self.worker = WorkerProcess(
-            self.cmd, self.argv, f"{self.cgroup_name}-{self.spawns}", self.limits.max_processes
-        )
-
-    def _stop(self) -> None:
-        if self.worker is not None:
-            self.worker.close()
-            self.worker = None
-
-    def _run(self, program: Program) -> ExecResult:
-        error = ""
-        for attempt in range(self.retries + 1):
-            try:
-                if self.worker is None:
-                    self._spawn()
-                reply = self.worker.execute(program.code, self.limits.timeout_s + GRACE_S)
-            except InfraError as exc:
-                error = str(exc)
-                log.warning(
-                    "sandbox infra error on %s (attempt %d): %s", program.id, attempt + 1, exc
-                )
-                self._stop()
-                continue
-            if reply.get("recycle"):
-                self._stop()
-            if reply["status"] == "infra_error":
-                error = reply.get("error", "")
-                log.warning(
-                    "sandbox infra error on %s (attempt %d): %s", program.id, attempt + 1, error
-                )
-                continue
-            return ExecResult(id=program.id, **{k: reply[k] for k in RESULT_FIELDS})
-        return ExecResult(id=program.id, status="infra_error", error=error[-300:])
+def _spawn(cmd: list[str], argv: list[str], max_processes: int, name: str) -> WorkerProcess:
+    """A worker for a slot; `name` also names its pids cgroup."""
+    return WorkerProcess(cmd, argv, name, max_processes)

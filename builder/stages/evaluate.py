@@ -35,7 +35,7 @@ from builder.evaluation.run import (
     evaluate_model,
 )
 from builder.pipeline.inputs import ModelInput
-from builder.pipeline.step import CardUpdate, Step, StepParams, StepRun, runtime_only
+from builder.pipeline.step import CardUpdate, Step, StepParams, StepRun, bounded, runtime_only
 
 DEFAULT_CACHE = "~/.cache/code-instruct-builder/eval"
 
@@ -50,23 +50,23 @@ class EvalParams(StepParams):
     lcb_release: str | None = None  # LiveCodeBench: release_v1 .. release_v6
     start_date: str | None = None  # LiveCodeBench: first contest date, YYYY-MM-DD
     end_date: str | None = None
-    n_samples: int = 1  # per task, for pass@k
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_tokens: int = 512
-    seed: int = 0
+    n_samples: int = bounded(1, ge=1)  # per task, for pass@k
+    temperature: float = bounded(0.0, ge=0)
+    top_p: float = bounded(1.0, gt=0, le=1)
+    max_tokens: int = bounded(512, ge=1)
+    seed: int = bounded(0, ge=0)
     template: str = "sc2-instruct"  # builder/evaluation/prompts/instruct.yaml
     # Grading: EvalPlus's options, with its defaults.
     test_details: bool = False
-    min_time_limit: float = 1.0
-    gt_time_limit_factor: float = 4.0
+    min_time_limit: float = bounded(1.0, gt=0)
+    gt_time_limit_factor: float = bounded(4.0, gt=0)
     base_only: bool = False
     run_plus_after_base_fail: bool = runtime_only(False)  # scores unchanged
     fix_find_zero: bool = False
     sandbox: str | None = None  # None: the recipe's sandbox.backend
     engine: str | None = runtime_only(None)  # None: the recipe's engine.backend
-    batch_size: int = runtime_only(8)
-    workers: int | None = runtime_only(None)
+    batch_size: int = runtime_only(8, ge=1)
+    workers: int | None = runtime_only(None, ge=1)
     cache_dir: str = runtime_only(DEFAULT_CACHE)
     repo: str | None = runtime_only(None)  # None: <namespace>/<recipe>-eval
 

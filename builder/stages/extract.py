@@ -25,16 +25,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.errors import StageError
+from builder.errors import RecipeError, StageError
+from builder.pipeline.corpus import DirInput, python_corpus
 from builder.pipeline.executors.base import ChunkTask
-from builder.pipeline.inputs import DirInput, HubDatasetInput, InputSource, python_corpus
+from builder.pipeline.inputs import HubDatasetInput, InputSource
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
-from builder.pipeline.step import StepParams, runtime_only
+from builder.pipeline.step import StepParams, bounded, runtime_only
 from builder.store import split_ref
 
 _TOP_LEVEL_DEF = re.compile(r"^(?:async[ \t]+)?def[ \t]", re.M)
 _TRIPLE_QUOTE = re.compile(r"\"\"\"|'''")
 _DOCSTRING_OPENING = re.compile(rb"^[rRuU]{0,2}(?:\"\"\"|''')")
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 
 @dataclass
@@ -47,8 +49,15 @@ class ExtractParams(StepParams):
     path_column: str = "max_stars_repo_path"
     repo_column: str = "max_stars_repo_name"
     license_column: str = "max_stars_repo_licenses"
-    max_file_bytes: int = 1_000_000
-    num_proc: int = runtime_only(0)  # 0: every core
+    max_file_bytes: int = bounded(1_000_000, ge=1)
+    num_proc: int = runtime_only(0, ge=0)  # 0: every core
+
+    def __post_init__(self):
+        # An empty source (or an empty part of "dir1,dir2") would read the working directory.
+        if not all(part.strip() for part in self.source.split(",")):
+            raise RecipeError(
+                f"stages.extract.source is empty or has an empty part: {self.source!r:.80}"
+            )
 
 
 class ExtractStage(RowStage):
@@ -69,11 +78,28 @@ class ExtractStage(RowStage):
     )
     chunk_size = 200
     description = "Top-level Python functions with a triple-quoted docstring."
+    # 2: lines split as Python splits them (form feeds, U+2028), a byte order mark skipped,
+    # and `source` names a local corpus by its folders only
+    version = 2
 
     params: ExtractParams
 
+    @property
+    def _source_label(self) -> str:
+        """The `source` column: the recipe's source, or for local folders their names only."""
+        source = self.params.source
+        if _is_folder(source):
+            return "dir:" + ",".join(Path(p).expanduser().resolve().name for p in source.split(","))
+        return source
+
     def num_proc(self) -> int:
         return self.params.num_proc or len(os.sched_getaffinity(0))
+
+    def published_params(self) -> dict:
+        return {**super().published_params(), "source": self._source_label}
+
+    def rows_out(self, rows_in: int) -> None:
+        return None  # a file gives any number of functions
 
     def fingerprint_extra(self) -> dict:
         # `ast`'s grammar follows the interpreter: which files parse depends on its version.
@@ -86,7 +112,7 @@ class ExtractStage(RowStage):
             return _Columns(inputs.dataset(repo, revision), self.params)
         if source.startswith("python:"):
             return python_corpus(source[len("python:") :])
-        if source.startswith(("/", ".", "~")) or Path(source).is_dir():
+        if _is_folder(source):
             return DirInput(source.split(","))  # "dir1,dir2": several folders as one corpus
         hub = HubDatasetInput(source, self.params.data_dir, self.params.split, self.params.revision)
         return _Columns(hub, self.params)
@@ -108,8 +134,10 @@ class ExtractStage(RowStage):
         where = {k: row.get(k) for k in ("path", "repo", "license")}
         result.stats["files"] += 1
         if not isinstance(content, str):
-            result.dropped.append(Drop(where, "unreadable", "not UTF-8 text"))
+            why = row.get("read_error") or "not UTF-8 text"
+            result.dropped.append(Drop(where, "unreadable", why))
             return
+        content = content.removeprefix("\ufeff")  # a UTF-8 byte order mark: Python skips it
         if len(content) > self.params.max_file_bytes:
             result.dropped.append(Drop(where, "file_too_large", f"{len(content)} characters"))
             return
@@ -125,7 +153,7 @@ class ExtractStage(RowStage):
         if not functions:
             result.stats["files_without_functions"] += 1
         for function in functions:
-            result.kept.append({**function, **where, "source": self.params.source})
+            result.kept.append({**function, **where, "source": self._source_label})
 
     def finalize(self, rows: Iterable[Row]) -> Iterator[Row | Drop]:
         seen: set[str] = set()
@@ -144,10 +172,15 @@ class ExtractStage(RowStage):
         )
 
 
+def _is_folder(source: str) -> bool:
+    return source.startswith(("/", ".", "~")) or Path(source.split(",")[0]).is_dir()
+
+
 def extract_functions(content: str) -> list[Row]:
     """The top-level functions of a module that have a triple-quoted docstring."""
+    content = content.removeprefix("\ufeff")  # a UTF-8 byte order mark: Python skips it too
     tree = ast.parse(content)
-    lines = content.splitlines(keepends=True)
+    lines = source_lines(content)
     functions = []
     for node in tree.body:
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -169,6 +202,13 @@ def extract_functions(content: str) -> list[Row]:
             }
         )
     return functions
+
+
+def source_lines(content: str) -> list[str]:
+    """The lines as Python numbers them (ends kept): split at \\n, \\r\\n and \\r only.
+    `str.splitlines` also splits at form feeds, U+2028 and other separators that Python
+    treats as ordinary characters, which would shift every line after them."""
+    return _LINE.findall(content)
 
 
 def _triple_quoted_docstring(node: ast.AST, lines: list[str]) -> str | None:

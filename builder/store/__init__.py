@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from builder.errors import StoreError
-from builder.store.base import CommitInfo, RepoRefs, Store, split_ref
+from builder.store.base import CommitInfo, DamagedStore, DiskError, RepoRefs, Store, split_ref
 
-__all__ = ["CommitInfo", "RepoRefs", "Store", "open_store", "split_ref"]
+__all__ = [
+    "CommitInfo",
+    "DamagedStore",
+    "DiskError",
+    "RepoRefs",
+    "Store",
+    "open_store",
+    "split_ref",
+]
 
 
 def open_store(uri: str, repo_type: str = "dataset") -> Store:

@@ -3,7 +3,8 @@
 A repository has commits (40-hex ids, a parent, a message), branches (`main`) and tags. A commit
 replaces the whole file tree of a branch at once: a stage's shards, card and manifest appear
 together in one commit or not at all, and only if the branch is still where the stage found it
-(`parent`), so two writers cannot interleave. Reads always name a revision.
+(`parent`), so two writers cannot interleave. Reads always name a revision, and refuse data
+that is not what was published (DamagedStore): a read never returns damaged bytes silently.
 """
 
 from __future__ import annotations
@@ -11,6 +12,18 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
+
+from builder.errors import StoreError
+
+
+class DamagedStore(StoreError):
+    """A file of the store is not what was published (changed, truncated, missing, garbled);
+    the message names the repository, the revision and the file."""
+
+
+class DiskError(StoreError):
+    """A write failed: no space left, a read-only or unwritable folder (named)."""
 
 
 @dataclass(frozen=True)
@@ -89,11 +102,23 @@ class Store(abc.ABC):
     def fetch(self, repo: str, revision: str, paths: list[str]) -> dict[str, Path]:
         """Local, read-only copies of `paths` at `revision` (a commit id)."""
 
+    def open_file(self, repo: str, revision: str, path: str) -> BinaryIO:
+        """A seekable binary file of `path` at `revision`, for readers that need only parts of
+        it (a parquet footer and a few row groups). The default opens a fetched copy; the Hub's
+        reads only the byte ranges asked for."""
+        return open(self.fetch(repo, revision, [path])[path], "rb")
+
     def read_text(self, repo: str, revision: str, path: str) -> str | None:
         """The text of one file at `revision`, or None if the file is not there."""
         if path not in self.list_files(repo, revision):
             return None
-        return self.fetch(repo, revision, [path])[path].read_text()
+        data = self.fetch(repo, revision, [path])[path].read_bytes()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise DamagedStore(
+                f"{repo}@{revision}: {path} is not UTF-8 text (byte {err.start})"
+            ) from None
 
 
 def split_ref(ref: str) -> tuple[str, str]:

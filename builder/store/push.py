@@ -5,7 +5,8 @@ source branch that the target does not have yet is replayed, oldest first, as on
 the same files and message; its description records `source-commit: <id>`, which is how a
 second push knows what is already there. Commit ids differ between stores (each computes its
 own), so a manifest's input revision still names the source store's commit: the description
-line maps one to the other.
+line maps one to the other. Pushing a repository onto itself (same store, same name) is
+refused: it would add a copy of the head on every call.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 
+from builder.errors import StoreError
 from builder.store import Store
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,11 @@ _MARK = re.compile(r"source-commit: ([0-9a-f]{40})")
 
 def push_repo(source: Store, target: Store, repo: str, target_repo: str, private: bool) -> int:
     """Replay the commits of `repo`'s main branch that `target_repo` lacks; returns how many."""
+    if (source.uri, source.repo_type, repo) == (target.uri, target.repo_type, target_repo):
+        raise StoreError(
+            f"cannot push {repo} onto itself ({source.uri}): name another store with --to, "
+            "or another repository with --to-repo"
+        )
     history = list(reversed(source.log(repo)))[1:]  # oldest first, without the initial commit
     target.create_repo(target_repo, private=private)
     pushed = {m for c in target.log(target_repo) for m in _MARK.findall(c.message)}

@@ -44,7 +44,7 @@ class DecontaminateParams(StepParams):
     # Used where available: skipped (with a warning, a note in the card, and "unavailable" in
     # the fingerprint) when they cannot be found; any other missing benchmark is an error.
     optional: list[str] = field(default_factory=lambda: ["ds1000", "livecodebench"])
-    num_proc: int = runtime_only(1)
+    num_proc: int = runtime_only(1, ge=1)
 
     def __post_init__(self):
         problem = check_names(self.benchmarks, self.sources, self.optional)

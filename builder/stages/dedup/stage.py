@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from builder.errors import RecipeError
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage, text_of
-from builder.pipeline.step import StepContext, StepParams, runtime_only
+from builder.pipeline.step import StepContext, StepParams, bounded, runtime_only
 from builder.stages.dedup import NearDuplicateIndex, signatures
 from builder.stages.dedup.index import lsh_params
 from builder.stages.dedup.sketch import MAX_NGRAM
@@ -36,8 +36,8 @@ class DedupParams(StepParams):
     threshold: float = 0.5  # estimated Jaccard similarity at or above which rows are duplicates
     num_perm: int = 256  # MinHash permutations
     ngram: int = 5  # tokens per shingle
-    seed: int = 1  # of the permutations (datasketch's default)
-    num_proc: int = runtime_only(0)  # 0: every core
+    seed: int = bounded(1, ge=0)  # of the permutations (datasketch's default)
+    num_proc: int = runtime_only(0, ge=0)  # 0: every core
 
     def __post_init__(self):
         if not 0.0 < self.threshold <= 1.0:

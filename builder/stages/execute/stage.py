@@ -4,7 +4,9 @@ The program is the response's fenced Python blocks, in order (the implementation
 tests). Every sample gets a status (`pass`, `fail`, `timeout`, `error`, or `no_code` when the
 response has no Python block), a duration and a short error; nothing is dropped here, `select`
 decides. Verdicts are cached by the program's hash and the sandbox settings (see
-`exec_cache.py`), so a rerun or a resume after `kill -9` executes nothing twice. If the sandbox
+`verdict_cache.py`), so a rerun or a resume after `kill -9` executes nothing twice (`kill -9`
+loses at most the batch in flight; Ctrl-C loses nothing finished: the sandbox pool cancels what
+has not started and kills what runs, and the verdicts already in are committed). If the sandbox
 itself keeps failing (`infra_error` after its own retries), the chunk fails and nothing is
 published: a rerun retries just those programs.
 """
@@ -22,7 +24,7 @@ from typing import Any
 
 from builder.errors import StageError
 from builder.pipeline.rows import ChunkResult, Row, RowStage
-from builder.pipeline.step import Resources, StepParams, runtime_only
+from builder.pipeline.step import Resources, StepParams, bounded, runtime_only
 from builder.sandbox import Program, SandboxLimits, get_sandbox
 from builder.sandbox.local import HARNESS_VERSION
 from builder.stages.execute.verdict_cache import VerdictCache, program_key
@@ -36,11 +38,11 @@ _KEPT_OUTPUT = 1000  # characters of stdout/stderr kept per sample
 @dataclass
 class ExecuteParams(StepParams):
     code_column: str = "response"
-    timeout_s: float = 10.0
-    memory_mb: int = 4096
+    timeout_s: float = bounded(10.0, gt=0)
+    memory_mb: int = bounded(4096, ge=1)
     # Programs per sandbox call: verdicts are committed per batch, so a kill re-runs at most one.
-    batch_size: int = runtime_only(16)
-    workers: int = runtime_only(0)  # sandbox workers; 0: every core
+    batch_size: int = runtime_only(16, ge=1)
+    workers: int = runtime_only(0, ge=0)  # sandbox workers; 0: every core
 
 
 def program_from_response(text: str | None) -> str | None:
@@ -87,10 +89,8 @@ class ExecuteStage(RowStage):
         return {"backend": backend, "limits": dataclasses.asdict(self._limits())}
 
     def _limits(self):
-        return SandboxLimits(
-            timeout_s=self.params.timeout_s,
-            cpu_time_s=max(1, int(self.params.timeout_s) + 1),
-            memory_bytes=self.params.memory_mb << 20,
+        return SandboxLimits.for_timeout(
+            self.params.timeout_s, memory_bytes=self.params.memory_mb << 20
         )
 
     def resources(self) -> Resources:
@@ -138,9 +138,12 @@ class ExecuteStage(RowStage):
         items = list(missing.items())
         for start in range(0, len(items), self.params.batch_size):
             batch = items[start : start + self.params.batch_size]
-            results = sandbox.run([Program(id=key, code=code) for key, code in batch])
-            fresh = {r.id: _verdict(r) for r in results}
-            cache.put_many(fresh)
+            fresh: dict[str, dict] = {}
+            try:
+                for result in sandbox.run_iter([Program(id=key, code=code) for key, code in batch]):
+                    fresh[result.id] = _verdict(result)
+            finally:  # interrupted (Ctrl-C): what finished is kept, the rerun starts from there
+                cache.put_many(fresh)
             broken = [k for k, v in fresh.items() if v["status"] == "infra_error"]
             if broken:
                 raise StageError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from builder.pipeline.step import StepParams
+from builder.pipeline.step import StepParams, bounded
 
 
 @dataclass
@@ -16,9 +16,9 @@ class GenerationParams(StepParams):
     it and the row's id, so a row's prompt and samples do not depend on its place in the input.
     """
 
-    n: int = 1  # samples per prompt
-    temperature: float = 0.0  # 0: greedy
-    top_p: float = 1.0
-    max_tokens: int = 512
-    num_fewshots: int = 8  # worked examples in each prompt, drawn per row
-    seed: int = 3407  # the published run's seed
+    n: int = bounded(1, ge=1)  # samples per prompt
+    temperature: float = bounded(0.0, ge=0)  # 0: greedy
+    top_p: float = bounded(1.0, gt=0, le=1)
+    max_tokens: int = bounded(512, ge=1)
+    num_fewshots: int = bounded(8, ge=0)  # worked examples in each prompt, drawn per row
+    seed: int = bounded(3407, ge=0)  # the published run's seed

@@ -42,6 +42,9 @@ class ResponsesStage(GenerationStage):
     single_sample = False
     stop = STOP
 
+    def rows_out(self, rows_in: int) -> int:
+        return rows_in * self.params.n  # every sample is a row, kept or dropped
+
     def process(self, rows: list[Row]) -> ChunkResult:
         examples, k, n = fewshot_examples(), self.params.num_fewshots, self.params.n
         prompts = [

@@ -23,14 +23,14 @@ import os
 from dataclasses import dataclass, field
 
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
-from builder.pipeline.step import StepContext, StepParams, runtime_only
+from builder.pipeline.step import StepContext, StepParams, bounded, runtime_only
 from builder.stages.seeds import function_rules as rules
 
 
 @dataclass
 class FilterParams(StepParams):
-    max_lines: int = 150
-    min_args: int = 1
+    max_lines: int = bounded(150, ge=1)
+    min_args: int = bounded(1, ge=0)
     bad_words: list[str] = field(default_factory=lambda: ["todo", "fixme", "bug"])
     bad_word_substrings: bool = False  # True: match bad words inside other words, as published
     bad_imports: list[str] = field(
@@ -39,7 +39,7 @@ class FilterParams(StepParams):
             "seaborn",
         ]
     )
-    num_proc: int = runtime_only(0)  # 0: every core
+    num_proc: int = runtime_only(0, ge=0)  # 0: every core
 
 
 class FilterStage(RowStage):

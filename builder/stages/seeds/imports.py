@@ -16,14 +16,14 @@ from dataclasses import dataclass
 
 from builder.errors import StageError
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
-from builder.pipeline.step import StepParams, runtime_only
+from builder.pipeline.step import StepParams, bounded, runtime_only
 from builder.stages.seeds.import_inference import ImportInferrer, NotInferred
 
 
 @dataclass
 class ImportsParams(StepParams):
-    timeout_s: float = 10.0
-    num_proc: int = runtime_only(0)  # 0: every core
+    timeout_s: float = bounded(10.0, gt=0)
+    num_proc: int = runtime_only(0, ge=0)  # 0: every core
 
 
 class ImportsStage(RowStage):

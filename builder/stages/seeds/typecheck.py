@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
-from builder.pipeline.step import StepParams, runtime_only
+from builder.pipeline.step import StepParams, bounded, runtime_only
 from builder.stages.seeds.pyright_server import Failure, PyrightServer
 from builder.stages.seeds.pyright_setup import (
     describe,
@@ -34,10 +34,10 @@ from builder.stages.seeds.pyright_setup import (
 @dataclass
 class TypecheckParams(StepParams):
     report_missing_imports: bool = False
-    timeout_s: float = 60.0  # per function; reaching it drops the function
+    timeout_s: float = bounded(60.0, gt=0)  # per function; reaching it drops the function
     # Pyright processes; 0: half the cores (one Pyright keeps ~1.5 cores busy: V8 compiles and
     # collects garbage on helper threads), at least 1.
-    num_proc: int = runtime_only(0)
+    num_proc: int = runtime_only(0, ge=0)
 
 
 class TypecheckStage(RowStage):

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
-from builder.pipeline.step import StepParams
+from builder.pipeline.step import StepParams, bounded
 from builder.stages.generation.parse import parse_response
 from builder.stages.select.sft_format import (
     normalise,
@@ -33,7 +33,7 @@ _GROUP = "_select_group"
 
 @dataclass
 class SelectParams(StepParams):
-    seed: int = 0
+    seed: int = bounded(0, ge=0)
     strip_comments: bool = False
     remove_tests: bool = False
     incomplete_markers: list[str] = field(
