@@ -65,6 +65,7 @@ def recipe(tmp_path: Path, tiny_model, name: str) -> list[str]:
         "stages.execute.input": "judge", "stages.execute.timeout_s": 2,
         "stages.execute.chunk_size": 2,
         **{f"stages.{stage}.chunk_size": 1 for stage in CURATION},
+        "stages.dedup.chunk_size": 10,  # one chunk: the workers it leaves idle are kept too
     }  # fmt: skip
     return [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
 
@@ -124,6 +125,12 @@ def test_two_nodes_publish_what_the_local_executor_publishes(cluster, tiny_model
     # Tasks landed on both nodes: the actors of one stage are kept for the next with the same
     # resources, so by typecheck (Pyright: seconds per chunk) both are ready to share its chunks.
     assert re.search(r"typecheck: 3 chunks on 2 nodes", ray_log), ray_log[-3000:]
+    # Every stage has the same resources (one CPU a worker): the two workers extract started
+    # serve them all, with what they hold (the tiny model is loaded once per worker).
+    for stage in stages.split(",")[1:]:
+        assert f"{stage}: " in ray_log and re.search(
+            rf"{stage}: .*workers: 2 kept from the previous stage, 0 started, 0 lost", ray_log
+        ), stage
     kept, _, _ = published["ray"]["extract"]
     assert sorted(r["name"] for r in kept) == ["area", "clamp", "fetch"]
     assert published["ray"]["responses"][2]["stats"]["cache_misses"] == 8  # 4 prompts x 2

@@ -48,10 +48,12 @@ class StageRun:
         self.failures: list[tuple[ChunkTask, str]] = []
         self.per_node: Counter = Counter()
         self.lost_workers = 0
+        self.kept = self.started = 0  # workers kept from the previous stage, and started
         self.waiting_since = time.monotonic()
 
     def run(self, tasks: Iterable[ChunkTask], on_done: OnDone) -> None:
         source: Iterator[ChunkTask] | None = iter(tasks)
+        self.kept = len(self.executor.replicas)
         for replica in self.executor.replicas:  # kept from the previous stage
             replica.begun = replica.handle.begin.remote(self.job_ref)
         while True:
@@ -59,7 +61,7 @@ class StageRun:
             self._start_replicas(source is not None)
             self._hand_out()
             # Replicas still starting matter only while there is work for them.
-            starting = bool(self.queue or source is not None) and not self.failures
+            starting = bool(self.queue or source is not None)
             refs = self._refs(starting)
             if not refs:
                 break
@@ -75,7 +77,7 @@ class StageRun:
     def _fill_queue(self, source: Iterator[ChunkTask] | None) -> Iterator[ChunkTask] | None:
         """Keep enough chunks queued for every free slot; None once the input is exhausted."""
         wanted = IN_FLIGHT_PER_WORKER * max(self.limit, len(self.executor.replicas))
-        while source is not None and not self.failures and len(self.queue) < wanted:
+        while source is not None and len(self.queue) < wanted:
             task = next(source, None)
             if task is None:
                 return None
@@ -83,8 +85,6 @@ class StageRun:
         return source
 
     def _start_replicas(self, more_to_come: bool) -> None:
-        if self.failures:
-            return
         busy = sum(len(r.in_flight) for r in self.executor.replicas)
         wanted = min(self.limit, math.ceil((len(self.queue) + busy) / IN_FLIGHT_PER_WORKER))
         if more_to_come:
@@ -92,12 +92,11 @@ class StageRun:
         while len(self.executor.replicas) < wanted:
             replica = self.executor.new_replica()
             replica.begun = replica.handle.begin.remote(self.job_ref)
+            self.started += 1
 
     def _hand_out(self) -> None:
         """Every ready replica gets a chunk before any gets a second, and none gets a second
         while another is still starting: a stage of few chunks is spread over all replicas."""
-        if self.failures:
-            return  # a chunk failed for good: finish what runs, start nothing new
         replicas = self.executor.replicas
         ready = [r for r in replicas if r.begun is None]
         depth = 1 if len(ready) < len(replicas) else IN_FLIGHT_PER_WORKER
@@ -133,7 +132,7 @@ class StageRun:
         task, _ = replica.in_flight[ref]
         try:
             ray.get(ref)
-        except RayTaskError as err:  # the stage's own code failed: not retried
+        except RayTaskError as err:  # the stage's own code failed: not retried, the rest runs
             del replica.in_flight[ref]
             self.failures.append((task, _cause(err)))
             if not isinstance(err.cause, BuilderError):  # a bug: its traceback is needed
@@ -191,10 +190,10 @@ class StageRun:
             )
 
     def _end_stage(self) -> None:
-        pending = [r for r in self.executor.replicas if r.begun is not None]
-        for replica in pending:  # never started: their resources go back to the cluster
-            self.executor.drop(replica)
-        ends = {r.handle.end.remote(): r for r in self.executor.replicas}
+        """Each ready replica releases what only this stage needed. One still starting (its
+        `begin` unanswered) is kept as it is for the next stage, whose `begin` ends this one's
+        first; replicas of resources no later stage asks for are stopped by the executor."""
+        ends = {r.handle.end.remote(): r for r in self.executor.replicas if r.begun is None}
         for ref, replica in ends.items():
             try:
                 ray.get(ref, timeout=300)
@@ -203,8 +202,10 @@ class StageRun:
                 self.executor.drop(replica)
         nodes = ", ".join(f"{node[:8]}: {n}" for node, n in sorted(self.per_node.items()))
         log.info(
-            "%s: %d chunks on %d nodes (%s)",
+            "%s: %d chunks on %d nodes (%s); workers: %d kept from the previous stage, %d "
+            "started, %d lost",
             self.stage, sum(self.per_node.values()), len(self.per_node), nodes or "none",
+            self.kept, self.started, self.lost_workers,
         )  # fmt: skip
 
 

@@ -15,9 +15,10 @@ replica, not once per stage).
 
 Failures. A chunk whose actor dies (its process killed, its node lost) goes back to the queue and
 runs on another actor, at most `executor.max_retries` more times, and a replacement actor is
-started (it waits for room if the cluster has none). An error raised by the stage's own code is not retried: no new chunk is
-started, the chunks in flight finish (and are kept), and the stage fails naming every chunk that
-failed and why. A rerun redoes only the chunks without a completion proof. Chunks in flight on a
+started (it waits for room if the cluster has none); a chunk the lost actor had checkpointed
+before its answer was lost is kept. An error raised by the stage's own code is not retried: the
+other chunks still run (and are kept), then the stage fails naming every chunk that failed, its
+rows and why. A rerun redoes only the chunks without a completion proof. Chunks in flight on a
 lost node are redone from their start; completions and verdicts they had stored are not
 requested again (the caches live on the driver's machine, see `_ray_actors.DriverObjects`).
 
