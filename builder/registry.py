@@ -79,9 +79,10 @@ STEPS = Registry(
         "responses": "builder.stages.generation.responses:ResponsesStage",
         "execute": "builder.stages.execute.stage:ExecuteStage",
         "select": "builder.stages.select.stage:SelectStage",
+        "train": "builder.stages.train.step:TrainStep",
         "eval": "builder.stages.evaluate:EvalStep",
     },
-    {"imports": "seeds", "eval": "eval"},
+    {"imports": "seeds", "train": "train", "eval": "eval"},
 )
 
 ENGINES = Registry(

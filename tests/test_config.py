@@ -39,7 +39,19 @@ def test_shipped_recipes_load_with_published_settings():
         "responses",
         "execute",
         "select",
+        "train",
     ]
+    train = published.stages["train"]
+    assert train.input == "select" and not train.use_peft
+    assert {k: train.sft[k] for k in ("optim", "learning_rate", "num_train_epochs",
+            "per_device_train_batch_size", "gradient_accumulation_steps", "warmup_steps",
+            "lr_scheduler_type", "max_length", "bf16")} == {
+        "optim": "adafactor", "learning_rate": 1e-5, "num_train_epochs": 4,
+        "per_device_train_batch_size": 1, "gradient_accumulation_steps": 64,
+        "warmup_steps": 0.05, "lr_scheduler_type": "linear", "max_length": 1280, "bf16": True,
+    }  # fmt: skip
+    dropouts = ("attention_dropout", "residual_dropout", "embedding_dropout")
+    assert all(train.sft["model_init_kwargs"][k] == 0.0 for k in dropouts)
     responses = published.stages["responses"]
     assert (responses.n, responses.temperature, responses.max_tokens) == (10, 0.7, 1536)
     assert published.stages["extract"].source == "bigcode/the-stack-dedup"

@@ -197,11 +197,16 @@ def test_a_damaged_checkpoint_is_named_and_redone(tmp_path, caplog, monkeypatch)
     (chunks / "0000000.json").write_text("{garbled")
     kept = sorted(chunks.glob("*.kept.parquet"))[-1]
     kept.write_bytes(kept.read_bytes()[:20])  # truncated
+    flipped = sorted(chunks.glob("*.kept.parquet"))[0]
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 3] ^= 0xFF  # one byte inside its data: still a parquet file
+    flipped.write_bytes(bytes(data))
     caplog.clear()
     with caplog.at_level(logging.INFO):
         assert run_cli("run", TINY, "--only", "extract", *args) == 0
     assert "checkpoint of chunk 0 is damaged (0000000.json is not a proof)" in caplog.text
-    assert f"{kept.name}:" in caplog.text and "chunks processed, 2 reused" in caplog.text
+    assert f"{kept.name}:" in caplog.text and "chunks processed, 1 reused" in caplog.text
+    assert f"{flipped.name} differs from what was written (SHA-256)" in caplog.text
     rows = export_rows(f"local:{tmp_path / 'store'}", "tester/rel-extract", tmp_path / "out")
     assert sorted(r["name"] for r in rows) == ["area", "clamp", "fetch"]
 
@@ -211,3 +216,14 @@ def test_tiny_model_into_an_unwritable_path_is_one_line(tmp_path, caplog):
     blocker.write_text("")
     assert run_cli("tiny-model", blocker / "model") == 2
     assert "cannot write the tiny model to" in _one_error(caplog)
+
+
+def test_exported_rows_stay_one_per_line_whatever_their_text(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "odd.py").write_text('def odd(x):\n    """Two\u2028lines\x85and\u2029more."""\n    return x\n')
+    assert run_cli("run", TINY, "--only", "extract", *_args(tmp_path, corpus=corpus)) == 0
+    out = tmp_path / "rows.jsonl"
+    assert run_cli("store", "export", "tester/rel-extract", out, "--store", f"local:{tmp_path / 'store'}") == 0
+    (line,) = out.read_text().splitlines()  # what many JSON Lines readers do
+    assert json.loads(line)["docstring"] == "Two\u2028lines\x85and\u2029more."

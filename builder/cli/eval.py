@@ -136,13 +136,18 @@ def _evaluate_model(args):
     from builder.pipeline.runner import plan_step, run_step
     from builder.pipeline.step import out_of_range
     from builder.stages.evaluate import EvalParams
-    from builder.store import open_store
+    from builder.store import open_store, split_ref
 
+    model, revision = args.model, args.revision
+    if "@" in model and not Path(model).exists():  # REPO@REVISION, e.g. a checkpoint's branch
+        model, revision = split_ref(model)
+        if args.revision and args.revision != revision:
+            raise BuilderError(f"--model {args.model} and --revision {args.revision} disagree")
     benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     if args.data_file and len(benchmarks) > 1:
         raise BuilderError("--data-file goes with a single benchmark")
     params = EvalParams(
-        model=args.model, revision=args.revision, benchmarks=benchmarks,
+        model=model, revision=revision, benchmarks=benchmarks,
         data_files={benchmarks[0]: args.data_file} if args.data_file else {},
         lcb_release=args.lcb_release, start_date=args.start_date, end_date=args.end_date,
         n_samples=args.n_samples, temperature=args.temperature, top_p=args.top_p,
@@ -156,7 +161,7 @@ def _evaluate_model(args):
     for name, problem in out_of_range(params):
         raise BuilderError(f"--{name.replace('_', '-')} {problem}")
     recipe = Recipe(
-        name=Path(args.model.rstrip("/")).name, model=args.model, path="(builder eval)",
+        name=Path(model.rstrip("/")).name, model=model, path="(builder eval)",
         hub=HubConfig(store=args.store, private=not args.public), stages={"eval": params},
     )  # fmt: skip
     plan = plan_step(recipe, "eval", open_store(args.store))

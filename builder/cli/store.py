@@ -22,7 +22,7 @@ def register(commands) -> None:
     store = commands.add_parser("store", help="look at repositories in a store")
     store_commands = store.add_subparsers(dest="store_command", required=True)
     for name, help_text, handler in (
-        ("log", "commits of a repository, newest first", cmd_log),
+        ("log", "commits of a repository (main, then its other branches' heads)", cmd_log),
         ("show", "a revision's card and first rows (or files, for a model)", cmd_show),
         ("export", "all rows of a revision's split as JSON lines", cmd_export),
     ):
@@ -68,9 +68,17 @@ def _open(args) -> Store:
 
 
 def cmd_log(args) -> int:
+    store = _open(args)
     repo, revision = split_ref(args.ref)
-    for commit in _open(args).log(repo, revision):
+    for commit in store.log(repo, revision):
         print(f"{commit.id}  {commit.created_at}  {commit.title}")
+    if "@" not in args.ref:  # the repository as a whole: its other branches too (checkpoints)
+        branches = {b: c for b, c in store.refs(repo).branches.items() if b != "main"}
+        if branches:
+            print("\nother branches:")
+        for branch, head in sorted(branches.items()):
+            commit = store.log(repo, head)[0]
+            print(f"{commit.id}  {commit.created_at}  {commit.title}  [{branch}]")
     return 0
 
 
@@ -111,7 +119,7 @@ def cmd_export(args) -> int:
     def write(handle) -> None:
         nonlocal count
         for row in rows:
-            handle.write((json.dumps(row, ensure_ascii=False, default=str) + "\n").encode())
+            handle.write((json_line(row) + "\n").encode())
             count += 1
 
     write_atomic(output, write)
@@ -156,6 +164,15 @@ def cmd_verify(args) -> int:
 
 def _count(problems: list[str]) -> str:
     return f"{len(problems)} problem" + ("" if len(problems) == 1 else "s")
+
+
+# Characters that str.splitlines() (and so many a JSON Lines reader) breaks lines at, which
+# JSON leaves raw in strings: escaped, so that one row is always one line.
+_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+
+def json_line(row: dict) -> str:
+    return json.dumps(row, ensure_ascii=False, default=str).translate(_LINE_BREAKS)
 
 
 def _split(asked: str | None, manifest: dict | None) -> str:

@@ -12,6 +12,7 @@ machine that can reach the folder; nothing here assumes they share the driver's 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -78,6 +79,9 @@ class Checkpoint:
                 return f"{path.name}: {str(err).splitlines()[0][:100]}"
             if found != rows:
                 return f"{path.name} holds {found} rows, its proof says {rows}"
+            digest = counts.get("sha256", {}).get(path.name)
+            if digest is not None and _sha256(path) != digest:
+                return f"{path.name} differs from what was written (SHA-256)"
         return None
 
     @contextmanager
@@ -105,6 +109,8 @@ class Checkpoint:
             "drops": dict(Counter(d.reason for d in result.dropped)),
             "stats": dict(result.stats),
             "worker": worker,
+            # what the files held when written: a resume refuses a file changed since
+            "sha256": {p.name: _sha256(p) for p in (kept_path, dropped_path) if p.exists()},
         }
         _atomic_json(self._paths(index)[2], counts)
         return counts
@@ -135,6 +141,14 @@ class Checkpoint:
             stem.with_suffix(".dropped.parquet"),
             stem.with_suffix(".json"),
         )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _atomic_json(path: Path, data: dict) -> None:

@@ -121,9 +121,12 @@ class ModelInput(InputSource):
 
     columns: list[str] = []
 
-    def __init__(self, name: str, revision: str | None, path: str | None = None):
+    def __init__(
+        self, name: str, revision: str | None, path: str | None = None, branch: str | None = None
+    ):
         ref = resolve_model(path or name, revision)
         self.name, self.path, self.revision = public_name(name), path or name, ref.revision
+        self.branch = branch or revision or "main"  # the revision as asked (e.g. step-000500)
         self.ref = {"kind": "model", "repo": self.name, "revision": ref.revision}
 
 

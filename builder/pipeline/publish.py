@@ -66,14 +66,16 @@ def publish(
     """Commit every file under `folder`, with the manifest and card written beside them, as
     one commit on `branch`. `parent`: the head the work was planned against (None: the
     repository must not exist yet, or must be new). Another branch than main (a training
-    checkpoint's) is made from main if it does not exist, and takes the commit whatever its
-    head. Returns the new commit id."""
+    checkpoint's) is made from the repository's first commit if it does not exist, and takes
+    the commit whatever its head. Returns the new commit id."""
     with disk_errors(folder):
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
         (folder / CARD).write_text(card)
     if branch != "main":
         store.create_repo(repo, private=private)
-        store.create_branch(repo, branch, "main")
+        # From the repository's first commit, not main: until the commit lands (or if the run
+        # dies first) the branch shows an empty repository, never another revision's files.
+        store.create_branch(repo, branch, store.log(repo)[-1].id)
         parent = store.resolve(repo, branch)
     elif parent is None:
         store.create_repo(repo, private=private)
@@ -85,15 +87,19 @@ def publish(
     return store.commit(repo, files, title, description, parent=parent, branch=branch)
 
 
-def update_card(store: Store, repo: str, transform: Callable[[str], str], title: str) -> str | None:
-    """Rewrite the card of `repo`'s main branch with `transform(card)`, every other file left as
+def update_card(
+    store: Store, repo: str, transform: Callable[[str], str], title: str, branch: str = "main"
+) -> str | None:
+    """Rewrite the card of `repo`'s `branch` with `transform(card)`, every other file left as
     it is (e.g. scores written into a model's `model-index`); None if there is no such repo."""
     if not store.repo_exists(repo):
         return None
-    head = store.resolve(repo)
+    head = store.resolve(repo, branch)
     card = store.read_text(repo, head, CARD) or ""
     with tempfile.TemporaryDirectory(prefix="builder-card-") as tmp:
         path = Path(tmp) / CARD
         with disk_errors(Path(tmp)):
             path.write_text(transform(card))
-        return store.commit(repo, {CARD: path}, title, parent=head, keep_other_files=True)
+        return store.commit(
+            repo, {CARD: path}, title, parent=head, branch=branch, keep_other_files=True
+        )

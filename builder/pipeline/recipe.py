@@ -43,7 +43,7 @@ class EngineConfig:
     dtype: str = "auto"  # vllm, transformers
     max_model_len: int | None = bounded(None, ge=1)  # context length; None: the model's own
     batch_size: int = bounded(8, ge=1)  # transformers: sequences per generate() call
-    cpu_threads: int | None = bounded(None, ge=1)  # transformers on CPU: torch threads
+    cpu_threads: int | None = bounded(None, ge=1)  # on CPU (generation, training): torch threads
     tensor_parallel_size: int = bounded(1, ge=1)  # vllm
     gpu_memory_utilization: float = bounded(0.9, gt=0, le=1)  # vllm
     base_url: str = "http://localhost:8000/v1"  # openai
@@ -137,8 +137,8 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     recipe = _build(Recipe, raw, "", path)
     recipe.path = str(path)
     for name, params in recipe.stages.items():
-        input_stage = (params.input or "").partition("@")[0]  # "stage" or "stage@revision"
-        if params.input is not None and input_stage not in recipe.stages:
+        input_stage = params.input_stage_name()
+        if input_stage is not None and input_stage not in recipe.stages:
             raise RecipeError(f"{path}: stages.{name}.input names unknown stage '{input_stage}'")
     for name in recipe.executor.resources:
         if name not in recipe.stages:

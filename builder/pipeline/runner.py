@@ -133,9 +133,28 @@ def _run_and_publish(plan: StepPlan, recipe: Recipe, checkpoint, executor) -> st
     started = time.monotonic()
     log.info("%s: reading %s, fingerprint %s", plan.name, _describe(plan.source), plan.fingerprint)
     output = checkpoint.publish_folder()
-    job = StepRun(plan.source, output, checkpoint.folder, executor)
+    revisions = BranchRevisions(plan, recipe)
+    job = StepRun(plan.source, output, checkpoint.folder, executor, revisions=revisions)
     facts = step.run(job)
-    manifest = {
+    manifest = _manifest(plan, recipe, facts)
+    manifest.setdefault("timings", {"run_s": round(time.monotonic() - started, 2)})
+    title = step.commit_title(manifest, _describe(plan.source))
+    revision = publish(
+        plan.store, plan.repo, output, manifest, step.card(manifest), title,
+        _commit_description(plan, recipe), parent=plan.head, private=recipe.hub.private,
+    )  # fmt: skip
+    log.info("%s: published %s@%s (%s)", plan.name, plan.repo, revision, step.summary(manifest))
+    for update in step.card_updates(manifest):
+        store = open_store(plan.store.uri, update.repo_type)
+        done = update_card(store, update.repo, update.transform, update.title, update.branch)
+        if done:
+            log.info("%s: %s (%s@%s)", plan.name, update.title, update.repo, done)
+    return revision
+
+
+def _manifest(plan: StepPlan, recipe: Recipe, facts: dict) -> dict:
+    step = plan.step
+    return {
         "format": MANIFEST_FORMAT,
         "kind": step.kind,
         "stage": plan.name,
@@ -156,20 +175,52 @@ def _run_and_publish(plan: StepPlan, recipe: Recipe, checkpoint, executor) -> st
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **facts,
     }
-    manifest.setdefault("timings", {"run_s": round(time.monotonic() - started, 2)})
-    title = step.commit_title(manifest, _describe(plan.source))
-    description = f"fingerprint {plan.fingerprint}; recipe {recipe.name} ({Path(recipe.path).name})"
-    revision = publish(
-        plan.store, plan.repo, output, manifest, step.card(manifest), title, description,
-        parent=plan.head, private=recipe.hub.private,
-    )  # fmt: skip
-    log.info("%s: published %s@%s (%s)", plan.name, plan.repo, revision, step.summary(manifest))
-    for update in step.card_updates(manifest):
-        store = open_store(plan.store.uri, update.repo_type)
-        done = update_card(store, update.repo, update.transform, update.title)
-        if done:
-            log.info("%s: %s (%s@%s)", plan.name, update.title, update.repo, done)
-    return revision
+
+
+def _commit_description(plan: StepPlan, recipe: Recipe) -> str:
+    return f"fingerprint {plan.fingerprint}; recipe {recipe.name} ({Path(recipe.path).name})"
+
+
+class BranchRevisions:
+    """What a step that publishes while it runs (a training checkpoint) may do with its
+    repository, through the publisher: publish a folder on a branch other than main, list the
+    branches it published with this same fingerprint, and fetch one back (to resume from).
+    Safe to call from a background thread."""
+
+    def __init__(self, plan: StepPlan, recipe: Recipe):
+        self.plan, self.recipe = plan, recipe
+
+    def publish(self, folder: Path, branch: str, facts: dict, title: str) -> str:
+        if branch == "main":
+            raise StageError("a step's revisions during its run go to branches other than main")
+        manifest = {**_manifest(self.plan, self.recipe, facts), "branch": branch}
+        card = self.plan.step.card(manifest)
+        return publish(
+            self.plan.store, self.plan.repo, folder, manifest, card, title,
+            _commit_description(self.plan, self.recipe), private=self.recipe.hub.private,
+            branch=branch,
+        )  # fmt: skip
+
+    def published(self, prefix: str) -> dict[str, tuple[str, dict]]:
+        """branch -> (commit, manifest) of the branches named `prefix...` whose head was
+        published with this plan's fingerprint."""
+        store, repo = self.plan.store, self.plan.repo
+        if not store.repo_exists(repo):
+            return {}
+        found = {}
+        for branch, commit in store.refs(repo).branches.items():
+            if not branch.startswith(prefix):
+                continue
+            manifest = read_manifest(store, repo, commit)
+            if manifest is not None and manifest.get("fingerprint") == self.plan.fingerprint:
+                found[branch] = (commit, manifest)
+        return found
+
+    def fetch(self, commit: str) -> dict[str, Path]:
+        """Local, read-only copies of every file of a revision."""
+        store, repo = self.plan.store, self.plan.repo
+        files = [f for f in store.list_files(repo, commit) if f != ".gitattributes"]
+        return store.fetch(repo, commit, files)
 
 
 def _describe(source: InputSource | None) -> str:

@@ -91,6 +91,11 @@ class StepParams:
     # work is cut, not what it outputs: the most a crash can lose, the unit an executor spreads.
     chunk_size: int | None = runtime_only(None, ge=1)
 
+    def input_stage_name(self) -> str | None:
+        """The recipe stage that `input` names (`stage` or `stage@revision`); None when it is
+        unset (the previous stage) or, for steps that read other things, names no stage."""
+        return (self.input or "").partition("@")[0] or None
+
     def fingerprint_items(self) -> dict[str, Any]:
         return {
             f.name: getattr(self, f.name)
@@ -201,7 +206,8 @@ class StepRun:
     output: Path
     work: Path
     executor: Any = None  # executors.base.Executor
-    publish_revision: Callable[..., str] | None = None  # (folder, branch, title) -> commit
+    # Revisions on branches other than main, published while running (runner.BranchRevisions).
+    revisions: Any = None
 
 
 def _without_paths(value: Any) -> Any:
@@ -220,6 +226,7 @@ class CardUpdate:
     repo: str
     transform: Callable[[str], str]  # old card -> new card
     title: str  # the commit's title
+    branch: str = "main"  # e.g. a training checkpoint's branch
 
 
 class Step:

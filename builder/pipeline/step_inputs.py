@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from builder.errors import RepoNotFound, StageError
+from builder.errors import RepoNotFound, StageError, StoreError
 from builder.pipeline.inputs import ModelInput, StoreInput
 from builder.pipeline.recipe import Recipe
 from builder.store import Store, open_store, split_ref
 
 _namespaces: dict[str, str] = {}
+# A training checkpoint's optimizer and trainer state: for resuming, not for a model loader.
+RESUME_ONLY = "training_state/"
 
 
 def namespace_of(recipe: Recipe, store: Store) -> str:
@@ -59,9 +61,9 @@ class Inputs:
                 f"{self.store.uri} ({repo}); run it first"
             ) from None
 
-    def dataset(self, repo: str, revision: str = "main") -> StoreInput:
+    def dataset(self, repo: str, revision: str = "main", split: str = "train") -> StoreInput:
         """Any dataset repository of the store, pinned."""
-        return StoreInput(self.store, repo, revision)
+        return StoreInput(self.store, repo, revision, split)
 
     def models(self) -> Store:
         """The store's model repositories."""
@@ -71,17 +73,34 @@ class Inputs:
         """The model a step of the recipe published (`stage` or `stage@revision`), pinned, with
         its files in a local folder under the work directory."""
         stage, revision = split_ref(spec)
-        repo, models = self.stage_repo(stage), self.models()
+        repo = self.stage_repo(stage)
         try:
-            commit = models.resolve(repo, revision)
+            return self.model_repo(repo, revision)
         except RepoNotFound:
             raise StageError(
                 f"stage '{self.name}' reads the model of stage '{stage}', which is not "
                 f"published in {self.store.uri} ({repo}); run it first"
             ) from None
+
+    def has_model(self, name: str) -> bool:
+        """Whether `name` is a model repository of a local store (on the Hub, a model of the
+        store is opened by its id like any Hub model)."""
+        if self.store.uri == "hf" or "/" not in name or Path(name).expanduser().exists():
+            return False
+        try:
+            return self.models().repo_exists(name)
+        except StoreError:  # not a valid repository id
+            return False
+
+    def model_repo(self, repo: str, revision: str = "main") -> ModelInput:
+        """A model repository of the store at `revision` (a branch such as a training
+        checkpoint's, a tag or a commit), pinned, its files in a folder under the work
+        directory. The ModelInput's `branch` is the revision as asked."""
+        models = self.models()
+        commit = models.resolve(repo, revision)
         folder = Path(self.recipe.work_dir or ".builder/work").expanduser() / "models"
         folder = materialize(models, repo, commit, folder / repo.replace("/", "--") / commit)
-        return ModelInput(repo, commit, str(folder))
+        return ModelInput(repo, commit, str(folder), branch=revision)
 
 
 def materialize(store: Store, repo: str, commit: str, folder: Path) -> Path:
@@ -90,7 +109,11 @@ def materialize(store: Store, repo: str, commit: str, folder: Path) -> Path:
     done = folder / ".complete"
     if done.exists():
         return folder
-    files = [f for f in store.list_files(repo, commit) if f != ".gitattributes"]
+    files = [
+        f
+        for f in store.list_files(repo, commit)
+        if f != ".gitattributes" and not f.startswith(RESUME_ONLY)
+    ]
     for name, local in store.fetch(repo, commit, files).items():
         target = folder / name
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -6,17 +6,25 @@ The model is the step's `model` key, else the output of the step named in `input
 repository of the recipe's store, e.g. the `train` step's), else the recipe's `model`; it is
 pinned to a revision before any work. When the model is a repository of the store, its card's
 `model-index` gets the scores. `builder eval --model` is a front end to this step.
+
+A model repository of the store is evaluated at any revision (`input: train@step-000500`,
+`builder eval --model REPO@step-000500`): the scores go into that branch's card. With
+`checkpoints: true`, every checkpoint branch (`step-NNNNNN`) of the model is evaluated too, in
+the same run: their samples under `checkpoints/<branch>/`, their scores in a table of the card
+and in each checkpoint's own card.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from builder.errors import StageError
 from builder.evaluation.card import _headline as headline
 from builder.evaluation.card import (
     evaluation_facts,
@@ -38,6 +46,8 @@ from builder.pipeline.inputs import ModelInput
 from builder.pipeline.step import CardUpdate, Step, StepParams, StepRun, bounded, runtime_only
 
 DEFAULT_CACHE = "~/.cache/code-instruct-builder/eval"
+CHECKPOINT_PREFIX = "step-"  # the branches a training run publishes its checkpoints on
+CHECKPOINT_ROWS = "checkpoints"  # where the samples of checkpoint evaluations go
 
 
 @dataclass
@@ -69,6 +79,8 @@ class EvalParams(StepParams):
     workers: int | None = runtime_only(None, ge=1)
     cache_dir: str = runtime_only(DEFAULT_CACHE)
     repo: str | None = runtime_only(None)  # None: <namespace>/<recipe>-eval
+    # A model repository of the store: also every checkpoint branch (step-NNNNNN) of it.
+    checkpoints: bool = False
 
 
 class EvalStep(Step):
@@ -82,12 +94,28 @@ class EvalStep(Step):
     def __init__(self, params: EvalParams, context=None):
         super().__init__(params, context)
         self.results: list = []  # of the last run, for the `builder eval` front end
+        self.checkpoints: dict[str, ModelInput] = {}  # branch -> checkpoint, pinned
 
     def open_input(self, inputs) -> ModelInput:
         p = self.params
         if p.model is None and p.input is not None:  # a model step of the recipe
-            return inputs.model_of(p.input)
-        return ModelInput(p.model or self.context.model, p.revision)
+            model = inputs.model_of(p.input)
+        elif inputs.has_model(name := p.model or self.context.model):
+            model = inputs.model_repo(name, p.revision or "main")  # any revision of the store's
+        else:
+            model = ModelInput(name, p.revision)
+        if p.checkpoints:
+            if not is_repo_id(model.name) or not inputs.models().repo_exists(model.name):
+                raise StageError(
+                    f"eval: checkpoints: {model.name} is not a model repository of the store"
+                )
+            branches = inputs.models().refs(model.name).branches
+            self.checkpoints = {
+                branch: inputs.model_repo(model.name, branch)
+                for branch in sorted(branches)
+                if branch.startswith(CHECKPOINT_PREFIX) and branch != model.branch
+            }
+        return model
 
     def repo_name(self) -> str | None:
         return self.params.repo
@@ -96,6 +124,7 @@ class EvalStep(Step):
         p = self.params
         data = {b: _file_digest(p.data_files.get(b)) for b in self.benchmarks()}
         return {
+            "checkpoints": {b: m.revision for b, m in self.checkpoints.items()} or None,
             "evalplus": metadata.version("evalplus"),
             "sandbox": self._sandbox(),
             "data": data,
@@ -122,23 +151,48 @@ class EvalStep(Step):
             max_tokens=p.max_tokens, seed=p.seed, template=p.template, batch_size=p.batch_size,
         )  # fmt: skip
         selection = Selection(p.lcb_release, p.start_date, p.end_date)
+
+        def evaluate(model: ModelInput) -> list:
+            return [
+                result
+                for benchmark in self.benchmarks()
+                for result in evaluate_model(
+                    model.path, model.revision, [benchmark], p.data_files.get(benchmark), setup,
+                    gen, p.limit, selection,
+                )
+            ]  # fmt: skip
+
         model = job.source
-        self.results = [
-            result
-            for benchmark in self.benchmarks()
-            for result in evaluate_model(
-                model.path, model.revision, [benchmark], p.data_files.get(benchmark), setup, gen,
-                p.limit, selection,
-            )
-        ]  # fmt: skip
+        self.results = evaluate(model)
         generation = {**dataclasses.asdict(gen), "limit": p.limit}
-        return {
+        facts = {
             **evaluation_facts(model.name, model.revision, self.results, generation),
+            "model_branch": model.branch,  # its card gets the scores (a checkpoint's branch)
             "splits": write_rows(job.output, self.results),
         }
+        if self.checkpoints:  # their rows under checkpoints/<branch>/, their scores in the card
+            facts["checkpoints"] = {}
+            for branch, checkpoint in self.checkpoints.items():
+                results = evaluate(checkpoint)
+                write_rows(job.output / CHECKPOINT_ROWS / branch, results)
+                found = evaluation_facts(model.name, checkpoint.revision, results, generation)
+                facts["checkpoints"][branch] = found["benchmarks"]
+        return facts
 
     def card(self, manifest: dict[str, Any]) -> str:
-        return render_card(manifest, manifest["repo"])
+        card = render_card(manifest, manifest["repo"])
+        checkpoints = manifest.get("checkpoints") or {}
+        if not checkpoints:
+            return card
+        benchmarks = list(manifest["benchmarks"])
+        where = f"samples under `{CHECKPOINT_ROWS}/<branch>/`"
+        lines = ["", "## Checkpoints", "", f"Every checkpoint of `{manifest['model']}` ({where}):",
+                 "", "| revision | " + " | ".join(benchmarks) + " |",
+                 "| --- |" + " ---: |" * len(benchmarks)]  # fmt: skip
+        for branch, benchmarks in checkpoints.items():
+            scores = " | ".join(f"{headline(e['scores']):.3f}" for e in benchmarks.values())
+            lines.append(f"| `{branch}` | {scores} |")
+        return card.rstrip("\n") + "\n" + "\n".join(lines) + "\n"
 
     def commit_title(self, manifest: dict[str, Any], source: str) -> str:
         scores = manifest["benchmarks"].items()
@@ -148,10 +202,15 @@ class EvalStep(Step):
         return self.commit_title(manifest, "")
 
     def card_updates(self, manifest: dict[str, Any]) -> list[CardUpdate]:
-        if not is_repo_id(manifest["model"]):
-            return []
-        transform = model_index_transform(manifest)
-        return [CardUpdate("model", manifest["model"], transform, "eval: update model-index")]
+        branch = manifest.get("model_branch") or "main"
+        if not is_repo_id(manifest["model"]) or re.fullmatch(r"[0-9a-f]{40}", branch):
+            return []  # a folder, or a commit that no branch names: no card to write to
+        title, model = "eval: update model-index", manifest["model"]
+        updates = [CardUpdate("model", model, model_index_transform(manifest), title, branch)]
+        for checkpoint, benchmarks in (manifest.get("checkpoints") or {}).items():
+            transform = model_index_transform({"model": model, "benchmarks": benchmarks})
+            updates.append(CardUpdate("model", model, transform, title, checkpoint))
+        return updates
 
 
 def _file_digest(path: str | None) -> str | None:

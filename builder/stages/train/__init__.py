@@ -1,0 +1,2 @@
+"""`train`: supervised fine-tuning with TRL's SFTTrainer, every checkpoint a revision of a model
+repository (see `step.py`)."""
