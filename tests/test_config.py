@@ -179,7 +179,7 @@ def test_executor_settings_and_per_step_resources():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("executor.resources.train.gpus=1", "executor.resources names unknown stage 'train'"),
+        ("executor.resources.trian.gpus=1", "executor.resources names unknown stage 'trian'"),
         (
             "executor.resources.responses.colour=1",
             "unknown key 'executor.resources.responses.colour'",
