@@ -83,9 +83,18 @@ def untimed(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "exec_duration_s"} for row in rows]
 
 
+def outcome(folder: Path, name: str, stage: str) -> tuple:
+    """What a stage published: its kept rows, its dropped rows and its counts."""
+    store, repo = f"local:{folder / 'store'}", f"tester/{name}-{stage}"
+    counts = {k: manifest(folder, repo)[k] for k in ("rows_in", "drops", "stats")}
+    kept = untimed(export_rows(store, repo, folder / stage))
+    return kept, untimed(export_rows(store, repo, folder / stage, "rejected")), counts
+
+
 def test_two_nodes_publish_what_the_local_executor_publishes(cluster, tiny_model, tmp_path):
     corpus = write_corpus(tmp_path / "corpus")
     stages = ",".join([*CURATION, "responses", "execute"])
+    address = cluster.address
     published = {}
     for executor in ("ray", "local"):
         folder = tmp_path / executor
@@ -100,25 +109,14 @@ def test_two_nodes_publish_what_the_local_executor_publishes(cluster, tiny_model
         ] + [{"response_id": "prose", "response": "No code at all."}])  # fmt: skip
         args = recipe(folder, tiny_model, executor) + ["--set", f"stages.extract.source={corpus}"]
         if executor == "ray":
-            args += [
-                "--set",
-                "executor.backend=ray",
-                "--set",
-                f"executor.address={cluster.address}",
-            ]
+            args += ["--set", "executor.backend=ray", "--set", f"executor.address={address}"]
         code, log = run(cluster.env, folder / "run.log", "--only", stages, *args)
         assert code == 0, log[-3000:]
         if executor == "ray":
             ray_log = log
-        store = f"local:{folder / 'store'}"
         published[executor] = {
-            stage: (
-                untimed(export_rows(store, f"tester/{executor}-{stage}", folder / stage)),
-                untimed(export_rows(store, f"tester/{executor}-{stage}", folder / stage, "rejected")),
-                {k: manifest(folder, f"tester/{executor}-{stage}")[k] for k in ("rows_in", "drops", "stats")},
-            )
-            for stage in stages.split(",")
-        }  # fmt: skip
+            stage: outcome(folder, executor, stage) for stage in stages.split(",")
+        }
 
     for stage, published_by_ray in published["ray"].items():
         assert published_by_ray == published["local"][stage], stage
@@ -128,9 +126,8 @@ def test_two_nodes_publish_what_the_local_executor_publishes(cluster, tiny_model
     # Every stage has the same resources (one CPU a worker): the two workers extract started
     # serve them all, with what they hold (the tiny model is loaded once per worker).
     for stage in stages.split(",")[1:]:
-        assert f"{stage}: " in ray_log and re.search(
-            rf"{stage}: .*workers: 2 kept from the previous stage, 0 started, 0 lost", ray_log
-        ), stage
+        kept_all = rf"{stage}: .*workers: 2 kept from the previous stage, 0 started, 0 lost"
+        assert re.search(kept_all, ray_log), stage
     kept, _, _ = published["ray"]["extract"]
     assert sorted(r["name"] for r in kept) == ["area", "clamp", "fetch"]
     assert published["ray"]["responses"][2]["stats"]["cache_misses"] == 8  # 4 prompts x 2
