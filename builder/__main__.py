@@ -1,3 +1,6 @@
 from builder.cli import main
 
-raise SystemExit(main())
+# Guarded: vLLM starts its engine core with spawn, which imports this module again as
+# `__mp_main__`; unguarded, that child would run the command a second time.
+if __name__ == "__main__":
+    raise SystemExit(main())

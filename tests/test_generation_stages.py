@@ -1,6 +1,7 @@
 """judge, concepts, instructions and responses end to end through `builder run`, on the tiny
 random model (CPU): published revisions and their counts, reruns that ask the engine for nothing
-twice, and `kill -9` in the middle of `responses`."""
+twice, and `kill -9` in the middle of `responses`. The end-to-end run and the kill are run with
+the `transformers` backend and with `vllm` (its CPU build; skipped only where it is missing)."""
 
 import json
 import logging
@@ -16,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from builder.store import open_store
-from tests.helpers import ROOT, TINY, export_rows, run_cli, write_corpus
+from tests.helpers import FAST_VLLM, ROOT, TINY, export_rows, needs_vllm, run_cli, write_corpus
 
 GENERATION = ("judge", "concepts", "instructions", "responses")
 
@@ -74,6 +75,18 @@ def settings(tmp_path, tiny_model, name="gen"):
     ]
 
 
+VLLM = ["--set", "engine.backend=vllm"] + [
+    arg
+    for key, value in FAST_VLLM.items()
+    for arg in ("--set", f"engine.vllm_options.{key}={value}")
+]
+# The generation stages through each backend: the recipe's own (transformers), and vLLM.
+BACKENDS = [
+    pytest.param([], id="transformers"),
+    pytest.param(VLLM, id="vllm", marks=needs_vllm),
+]
+
+
 def manifest(tmp_path, repo):
     store = open_store(f"local:{tmp_path / 'store'}")
     return json.loads(store.read_text(repo, store.resolve(repo), "manifest.json"))
@@ -104,8 +117,12 @@ def cached_rows(tmp_path) -> int:
             return 0
 
 
-def test_generation_stages_run_end_to_end_and_publish_their_counts(tiny_model, tmp_path):
-    args = settings(tmp_path, tiny_model)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_generation_stages_run_end_to_end_and_publish_their_counts(
+    tiny_model, tmp_path, caplog, backend
+):
+    caplog.set_level(logging.INFO)
+    args = settings(tmp_path, tiny_model) + backend
     corpus = write_corpus(tmp_path / "corpus")
     assert (
         run_cli("run", TINY, "--only", "extract", *args, "--set", f"stages.extract.source={corpus}")
@@ -123,6 +140,7 @@ def test_generation_stages_run_end_to_end_and_publish_their_counts(tiny_model, t
         )
         == 0
     )
+    assert caplog.text.count("engine for") == 1  # the four stages shared one engine
 
     judge = manifest(tmp_path, "tester/gen-judge")
     assert judge["rows_in"] == 3 and judge["settings"]["model"] == tiny_model.name  # a folder: its name only
@@ -144,7 +162,9 @@ def test_generation_stages_run_end_to_end_and_publish_their_counts(tiny_model, t
             previous["repo"]
         )
         assert published["rows_in"] == previous["rows_out"]
-        assert "Sampling: n=" in card(tmp_path, f"tester/gen-{stage}")
+        text = card(tmp_path, f"tester/gen-{stage}")
+        engine = "vllm" if backend else "transformers"
+        assert "Sampling: n=" in text and f"with the `{engine}` engine" in text
         previous = published
 
 
@@ -235,30 +255,40 @@ def test_stages_on_real_rows_and_reruns_ask_only_for_what_changed(tiny_model, tm
     assert manifest(tmp_path, "tester/rows-responses")["stats"]["cache_misses"] == 8
 
 
-def test_kill_9_during_responses_then_rerun_requests_nothing_twice(tiny_model, tmp_path, caplog):
+@pytest.mark.parametrize(
+    "backend",
+    [
+        # One sequence at a time, so that the kill lands while samples are still coming.
+        pytest.param(["--set", "engine.batch_size=1"], id="transformers"),
+        pytest.param(
+            VLLM + ["--set", "engine.vllm_options.max_num_seqs=1"], id="vllm", marks=needs_vllm
+        ),
+    ],
+)
+def test_kill_9_during_responses_then_rerun_requests_nothing_twice(
+    tiny_model, tmp_path, caplog, backend
+):
     caplog.set_level(logging.INFO)
-    args = settings(tmp_path, tiny_model, name="killed") + [
-        "--set",
-        "stages.responses.n=3",
-        "--set",
-        "engine.batch_size=1",
-    ]
+    args = settings(tmp_path, tiny_model, name="killed") + ["--set", "stages.responses.n=3"]
+    args += backend
     publish_rows(
         tmp_path,
         "tester/killed-instructions",
         [{"instruction_id": f"i{k}", "instruction": text} for k, text in enumerate(INSTRUCTIONS)],
     )
     total = len(INSTRUCTIONS) * 3
-    process = subprocess.Popen(
-        [sys.executable, "-m", "builder", "run", str(TINY), "--only", "responses", *args],
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    log = tmp_path / "killed-run.log"  # a file, not a pipe: vLLM logs more than a pipe holds
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "builder", "run", str(TINY), "--only", "responses", *args],
+            cwd=ROOT,
+            start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 180
     while cached_rows(tmp_path) < 4:
-        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        assert process.poll() is None, log.read_text()[-3000:]
         assert time.monotonic() < deadline, "responses made no progress"
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)  # no cleanup of any kind

@@ -77,6 +77,17 @@ def error_completion(kind: str, message: str) -> Completion:
     return Completion("", "error", error=message[:500], error_kind=kind)
 
 
+# How engines and servers (vLLM's, OpenAI's, TGI's) word a prompt longer than the context.
+_TOO_LONG_HINTS = ("context length", "maximum context", "too long", "max_model_len", "longer than")
+
+
+def refused(message: str) -> Completion:
+    """The completion of a request the engine or server refused: `prompt_too_long` when its
+    message says the prompt does not fit the model's context, else `request_failed`."""
+    too_long = any(hint in message.lower() for hint in _TOO_LONG_HINTS)
+    return error_completion("prompt_too_long" if too_long else "request_failed", message)
+
+
 # Called once per request as soon as all of its samples are done (in any order):
 # (index of the request in the list given to `generate`, its n completions in sample order).
 OnDone = Callable[[int, list[Completion]], None]

@@ -23,12 +23,10 @@ import asyncio
 import logging
 import os
 
-from builder.engines.base import Completion, Engine, OnDone, Request, cut_at_stop, error_completion
+from builder.engines.base import Completion, Engine, OnDone, Request, cut_at_stop, refused
 from builder.errors import BuilderError
 
 log = logging.getLogger(__name__)
-
-_TOO_LONG_HINTS = ("context length", "maximum context", "too long", "max_model_len")
 
 
 class OpenAIEngine(Engine):
@@ -102,10 +100,7 @@ class OpenAIEngine(Engine):
                     stop=list(sampling.stop) or None,
                 )
             except (openai.BadRequestError, openai.UnprocessableEntityError) as err:
-                message = _error_message(err)
-                too_long = any(h in message.lower() for h in _TOO_LONG_HINTS)
-                kind = "prompt_too_long" if too_long else "request_failed"
-                return [error_completion(kind, message)] * n
+                return [refused(_error_message(err))] * n
             except openai.NotFoundError as err:
                 raise BuilderError(
                     f"model '{self.served_name}' not found at {self.config.base_url}: "

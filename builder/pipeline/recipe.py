@@ -45,7 +45,11 @@ class EngineConfig:
     batch_size: int = bounded(8, ge=1)  # transformers: sequences per generate() call
     cpu_threads: int | None = bounded(None, ge=1)  # on CPU (generation, training): torch threads
     tensor_parallel_size: int = bounded(1, ge=1)  # vllm
-    gpu_memory_utilization: float = bounded(0.9, gt=0, le=1)  # vllm
+    # vllm: the share of GPU memory vLLM may use; None: vLLM's default on a GPU, and on vLLM's
+    # CPU build (where it is a share of RAM) a KV cache of a quarter of the free RAM, <= 4 GiB
+    gpu_memory_utilization: float | None = bounded(None, gt=0, le=1)
+    # vllm: more `vllm.LLM` arguments, by vLLM's names (enforce_eager, max_num_seqs, ...)
+    vllm_options: dict[str, Any] = field(default_factory=dict)
     base_url: str = "http://localhost:8000/v1"  # openai
     api_key_env: str = "OPENAI_API_KEY"  # openai: the variable holding the key (never the key)
     served_model_name: str | None = None  # openai: the server's name for the model; None: model

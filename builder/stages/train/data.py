@@ -4,8 +4,10 @@ The input is a stage of the recipe, a dataset repository (`repo` or `repo@revisi
 store's, else the Hub's, e.g. `bigcode/self-oss-instruct-sc2-exec-filter-50k` as published), or
 a local `.jsonl` / `.parquet` file, pinned like any input (a file by a digest of its bytes).
 Rows are conversations (`messages`: role/content turns) or `instruction`/`response` pairs,
-which become a user turn and an assistant turn; anything else is a one-line error naming the
-columns found. A row that is not a usable conversation (no assistant turn, a role other than
+which become a user turn and an assistant turn, or raw `prompt`/`completion` text (completion
+mode, no chat template: the loss covers the completion and an end-of-text token; what teaches
+the tiny model the pipeline's own prompt formats); anything else is a one-line error naming
+the columns found. A row that is not a usable conversation (no assistant turn, a role other than
 system/user/assistant, text that is not a string) is left out and counted by reason in the
 card; an input with no usable row is an error.
 """
@@ -81,26 +83,36 @@ def open_training_input(inputs, spec: str, split: str) -> InputSource:
 
 
 def row_format(columns: list[str], where: str) -> str:
-    """The kind of rows, "messages" or "pairs"; a one-line error naming the columns otherwise."""
+    """The kind of rows, "messages", "pairs" or "completions"; a one-line error naming the
+    columns otherwise."""
     if "messages" in columns:
         return "messages"
     if "instruction" in columns and "response" in columns:
         return "pairs"
+    if "prompt" in columns and "completion" in columns:
+        return "completions"
     raise StageError(
         f"training input {where} has neither conversations (a `messages` column) nor "
-        f"`instruction`/`response` pairs; its columns: {', '.join(columns) or 'none'}"
+        f"`instruction`/`response` pairs (nor `prompt`/`completion` text); its columns: "
+        f"{', '.join(columns) or 'none'}"
     )
 
 
-def conversations(
-    rows: Iterator[Row], kind: str, limit: int | None
-) -> tuple[list[list[dict]], Counter]:
-    """The usable conversations of `rows` (the first `limit`), and the left-out rows by reason."""
-    kept: list[list[dict]] = []
+def conversations(rows: Iterator[Row], kind: str, limit: int | None) -> tuple[list, Counter]:
+    """The usable conversations of `rows` (the first `limit`; role/content turns, or for
+    completions {prompt, completion}), and the left-out rows by reason."""
+    kept: list = []
     dropped: Counter = Counter()
     for row in rows:
         if limit is not None and len(kept) + sum(dropped.values()) >= limit:
             break
+        if kind == "completions":
+            prompt, completion = row.get("prompt"), row.get("completion")
+            if isinstance(prompt, str) and isinstance(completion, str) and completion:
+                kept.append({"prompt": prompt, "completion": completion})
+            else:
+                dropped["completion_not_text"] += 1
+            continue
         if kind == "pairs":
             messages = [
                 {"role": "user", "content": row.get("instruction")},

@@ -95,7 +95,7 @@ def load_tokenizer(path: str, revision: str | None):
 
 
 def build_trainer(
-    model, args, dialogues: list[list[dict]], tokenizer, peft_config=None, callbacks=()
+    model, args, dialogues: list, tokenizer, peft_config=None, callbacks=()
 ):
     """TRL's SFTTrainer on `dialogues` (lists of role/content turns). The dataset is tokenized
     here, with the training template; the tokenizer then gets the inference template, which is
@@ -103,7 +103,8 @@ def build_trainer(
     from datasets import Dataset
     from trl import SFTTrainer
 
-    dataset = Dataset.from_list([{"messages": d} for d in dialogues])
+    rows = [d if isinstance(d, dict) else {"messages": d} for d in dialogues]
+    dataset = Dataset.from_list(rows)
     try:
         trainer = SFTTrainer(
             model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
@@ -142,6 +143,8 @@ def run_training(step, job) -> dict[str, Any]:
     source = job.source
     kind = row_format(source.columns, source.describe())
     dialogues, left_out = conversations(source.iter_rows(), kind, params.limit)
+    if kind == "completions":  # no turns: the loss on the completions (TRL's own default)
+        args.assistant_only_loss = False
     if not dialogues:
         detail = ", ".join(f"{r}: {n}" for r, n in sorted(left_out.items())) or "no rows"
         raise StageError(
