@@ -10,6 +10,7 @@ from builder.pipeline.step import StepContext
 from builder.registry import EXECUTORS, STEPS
 from builder.stages.evaluate import EvalParams
 from builder.stages.extract import ExtractParams
+from builder.stages.generation import base as generation_base
 from tests.helpers import ROOT, TINY
 
 
@@ -135,7 +136,7 @@ def test_set_on_a_stage_the_recipe_lacks_is_refused(tmp_path):
         load_recipe(path, ["stages.filter.max_lines=3"])
 
 
-def test_executor_settings_and_per_step_resources():
+def test_executor_settings_and_per_step_resources(monkeypatch):
     recipe = load_recipe(
         TINY,
         [
@@ -158,7 +159,10 @@ def test_executor_settings_and_per_step_resources():
     local = LocalExecutor(executor)
     context = StepContext(engine=EngineConfig(backend="vllm", tensor_parallel_size=4))
     responses = STEPS.load("responses")(recipe.stages["responses"], context)
+    monkeypatch.setattr(generation_base, "vllm_runs_on_gpus", lambda: True)
     assert responses.resources().gpus == 4  # vLLM: one tensor-parallel group per worker
+    monkeypatch.setattr(generation_base, "vllm_runs_on_gpus", lambda: False)
+    assert responses.resources().gpus == 0  # vLLM's CPU build
     assert local.resources_for(responses).gpus == 2  # the recipe's override
     extract = STEPS.load("extract")(recipe.stages["extract"], StepContext())
     assert (local.resources_for(extract).workers, local.resources_for(extract).max_workers) == (

@@ -28,6 +28,7 @@ from builder.engines.base import BACKENDS, Sampling
 from builder.engines.cache import CompletionCache
 from builder.engines.generator import EngineSpec, Generator
 from builder.engines.model import public_name, resolve_model
+from builder.engines.vllm_engine import runs_on_gpus as vllm_runs_on_gpus
 from builder.errors import StageError
 from builder.pipeline.recipe import EngineConfig
 from builder.pipeline.rows import RowStage
@@ -63,12 +64,14 @@ class GenerationStage(RowStage):
         }
 
     def resources(self) -> Resources:
-        """One engine per worker. vLLM's holds `tensor_parallel_size` GPUs; transformers' runs
-        on the CPU unless the recipe gives its workers a GPU (`executor.resources.<stage>.gpus`);
-        a client of an OpenAI-compatible server needs no more than one worker."""
+        """One engine per worker. vLLM's holds `tensor_parallel_size` GPUs (none on vLLM's CPU
+        build); transformers' runs on the CPU unless the recipe gives its workers a GPU
+        (`executor.resources.<stage>.gpus`); a client of an OpenAI-compatible server needs no
+        more than one worker."""
         engine = self.context.engine or EngineConfig()
         if engine.backend == "vllm":
-            return Resources(gpus=float(engine.tensor_parallel_size))
+            gpus = engine.tensor_parallel_size if vllm_runs_on_gpus() else 0
+            return Resources(gpus=float(gpus))
         if engine.backend == "openai":
             return Resources(max_workers=1)
         return Resources()
