@@ -5,7 +5,6 @@ replica to the others a bounded number of times, and report the chunks that fail
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
@@ -85,10 +84,10 @@ class StageRun:
         return source
 
     def _start_replicas(self, more_to_come: bool) -> None:
+        # One replica per chunk still to run, up to the limit: chunks are the heavy part (a
+        # replica's start is paid once per run, its actors being kept from stage to stage).
         busy = sum(len(r.in_flight) for r in self.executor.replicas)
-        wanted = min(self.limit, math.ceil((len(self.queue) + busy) / IN_FLIGHT_PER_WORKER))
-        if more_to_come:
-            wanted = self.limit
+        wanted = self.limit if more_to_come else min(self.limit, len(self.queue) + busy)
         while len(self.executor.replicas) < wanted:
             replica = self.executor.new_replica()
             replica.begun = replica.handle.begin.remote(self.job_ref)
