@@ -114,5 +114,9 @@ SANDBOXES = Registry(
 
 EXECUTORS = Registry(
     "executor.backend",
-    {"local": "builder.pipeline.executors.local:LocalExecutor"},
+    {
+        "local": "builder.pipeline.executors.local:LocalExecutor",
+        "ray": "builder.pipeline.executors.ray_executor:RayExecutor",
+    },
+    {"ray": "ray"},
 )

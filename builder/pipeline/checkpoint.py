@@ -24,7 +24,7 @@ from pathlib import Path
 
 from builder.errors import StageError
 from builder.pipeline.rows import ChunkResult, Row
-from builder.pipeline.shards import iter_parquet_rows, parquet_num_rows, write_rows
+from builder.pipeline.shards import iter_parquet_rows, parquet_num_rows, tmp_path_for, write_rows
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,16 @@ class Checkpoint:
             if problem is None:
                 done.add(index)
             elif problem:
-                log.warning("checkpoint of chunk %d is damaged (%s): doing it again", index, problem)
+                log.warning(
+                    "checkpoint of chunk %d is damaged (%s): doing it again", index, problem
+                )
                 for path in self._paths(index):
                     path.unlink(missing_ok=True)
         return done
+
+    def is_done(self, index: int) -> bool:
+        """Whether chunk `index` has its proof and every rows file it counts on, whole."""
+        return self._paths(index)[2].exists() and self._damage(index) is None
 
     def _damage(self, index: int) -> str | None:
         """What is wrong with chunk `index`'s files; "" if only a rows file is missing (lost
@@ -92,8 +98,8 @@ class Checkpoint:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def save(self, index: int, result: ChunkResult, rows_in: int) -> dict:
-        """Write chunk `index`; returns its counts."""
+    def save(self, index: int, result: ChunkResult, rows_in: int, worker: str = "") -> dict:
+        """Write chunk `index`; returns its counts. `worker` says where it ran (host:pid)."""
         kept_path, dropped_path, _ = self._paths(index)
         write_rows(kept_path, result.kept)
         write_rows(dropped_path, [d.as_row() for d in result.dropped])
@@ -102,6 +108,7 @@ class Checkpoint:
             "kept": len(result.kept),
             "drops": dict(Counter(d.reason for d in result.dropped)),
             "stats": dict(result.stats),
+            "worker": worker,
             # what the files held when written: a resume refuses a file changed since
             "sha256": {p.name: _sha256(p) for p in (kept_path, dropped_path) if p.exists()},
         }
@@ -145,7 +152,7 @@ def _sha256(path: Path) -> str:
 
 
 def _atomic_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = tmp_path_for(path)
     with open(tmp, "w") as handle:
         json.dump(data, handle)
         handle.flush()

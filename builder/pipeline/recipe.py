@@ -64,11 +64,29 @@ class SandboxConfig:
 
 
 @dataclass
+class WorkerResourcesConfig:
+    """A step's resources as the recipe overrides them (`executor.resources.<step>`); unset keys
+    keep the step's own (see `builder.pipeline.step.Resources`)."""
+
+    workers: int | None = bounded(None, ge=1)  # local: processes; a cluster: the most started
+    cpus: float | None = bounded(None, ge=0)  # per worker
+    gpus: float | None = bounded(None, ge=0)  # per worker: e.g. vLLM's tensor_parallel_size
+    memory_mb: int | None = bounded(None, ge=1)  # per worker
+
+
+@dataclass
 class ExecutorConfig:
     """Where row stages' chunks run (see builder/pipeline/executors/). A runtime choice: it
     changes no fingerprint and no published row."""
 
-    backend: str = "local"
+    backend: str = "local"  # local | ray
+    # ray: a running cluster ("auto": the one started on this machine; "HOST:PORT": its head;
+    # "ray://HOST:10001": through Ray Client); None: start one on this machine for the run.
+    address: str | None = None
+    max_retries: int = bounded(3, ge=0)  # ray: reruns of a chunk whose worker or node died
+    start_timeout_s: float = bounded(600.0, gt=0)  # ray: how long a stage waits for a worker
+    runtime_env: dict[str, Any] = field(default_factory=dict)  # ray: Ray's own runtime_env
+    resources: dict[str, WorkerResourcesConfig] = field(default_factory=dict)  # per step
 
 
 @dataclass
@@ -126,6 +144,9 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         input_stage = params.input_stage_name()
         if input_stage is not None and input_stage not in recipe.stages:
             raise RecipeError(f"{path}: stages.{name}.input names unknown stage '{input_stage}'")
+    for name in recipe.executor.resources:
+        if name not in recipe.stages:
+            raise RecipeError(f"{path}: executor.resources names unknown stage '{name}'")
     return recipe
 
 
@@ -164,8 +185,12 @@ def _check_key(key: str, path: Path) -> None:
                 raise RecipeError(f"--set {key}: unknown stage '{dotted}'")
             node = STEPS.load(part).params_class
             continue
-        if _is_mapping(node):  # a free-form mapping (e.g. TRL's options): its class checks it
-            return
+        if _is_mapping(node):
+            values = _mapping_values(node)
+            if not dataclasses.is_dataclass(values):
+                return  # a free-form mapping (e.g. TRL's options): its class checks it
+            node = values  # a mapping of settings (e.g. per step): this part is its key
+            continue
         if not dataclasses.is_dataclass(node):
             raise RecipeError(f"--set {key}: '{dotted}' is not a mapping (recipe {path})")
         names = {f.name for f in dataclasses.fields(node)} - {"path"}
@@ -180,6 +205,14 @@ def _is_mapping(hint: Any) -> bool:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return any(_is_mapping(h) for h in typing.get_args(hint) if h is not type(None))
     return hint is dict or typing.get_origin(hint) is dict
+
+
+def _mapping_values(hint: Any) -> Any:
+    """The value type of a `dict[str, X]` hint (Any if it says none)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(h for h in typing.get_args(hint) if _is_mapping(h))
+    args = typing.get_args(hint)
+    return args[1] if len(args) == 2 else Any
 
 
 def _build(cls: type, data: Any, prefix: str, path: Path) -> Any:
@@ -256,6 +289,9 @@ def _convert(hint: Any, value: Any, key: str, path: Path) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise RecipeError(f"{path}: '{key}' must be a mapping, got {short(value)}")
+        values = _mapping_values(hint)
+        if dataclasses.is_dataclass(values):
+            return {k: _build(values, v, f"{key}.{k}.", path) for k, v in value.items()}
         return dict(value)
     if hint is Any:
         return value

@@ -58,6 +58,11 @@ class RowStage(Step):
     # Input rows per checkpointed chunk: the most work a crash can lose.
     chunk_size: ClassVar[int] = 1000
 
+    def __init__(self, params, context=None):
+        super().__init__(params, context)
+        if params.chunk_size is not None:  # the recipe's, instead of the class's default
+            self.chunk_size = params.chunk_size
+
     def rows_out(self, rows_in: int) -> int | None:
         """How many rows (kept plus dropped) `rows_in` input rows must give: the runner refuses
         to publish anything else (rows vanished or appeared unaccounted). None: not fixed

@@ -8,6 +8,7 @@ A published revision holds `data/train-XXXXX-of-YYYYY.parquet` (kept rows),
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,13 @@ def read_row_range(path: Path, first: int, count: int) -> list[Row]:
     return rows
 
 
+def tmp_path_for(path: Path) -> Path:
+    """A temporary name beside `path`, unique to this process on this machine: two workers that
+    write the same file on a shared filesystem (a chunk retried while its first worker is still
+    alive) each rename a whole file of their own."""
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+
+
 def write_rows(path: Path, rows: list[Row]) -> None:
     """Write rows as one parquet file, atomically and durably (on disk before anything that
     names it is written); no rows: no file (a stale one is removed)."""
@@ -86,7 +94,7 @@ def write_rows(path: Path, rows: list[Row]) -> None:
     if not rows:
         path.unlink(missing_ok=True)
         return
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = tmp_path_for(path)
     pq.write_table(pa.Table.from_pylist(rows), tmp)
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+from builder.errors import StageError
+
 if TYPE_CHECKING:
     from builder.pipeline.inputs import InputSource
 
@@ -85,6 +87,9 @@ class StepParams:
 
     input: str | None = runtime_only(None)  # its effect is already in the input revision
     limit: int | None = bounded(None, ge=0)  # the first rows (or tasks) only: dry runs
+    # Row stages: input rows per checkpointed chunk (None: the stage's own default). How the
+    # work is cut, not what it outputs: the most a crash can lose, the unit an executor spreads.
+    chunk_size: int | None = runtime_only(None, ge=1)
 
     def input_stage_name(self) -> str | None:
         """The recipe stage that `input` names (`stage` or `stage@revision`); None when it is
@@ -115,14 +120,19 @@ class StepContext:
 
 @dataclass(frozen=True)
 class Resources:
-    """What one worker of a step needs, and how many workers it wants. The local executor
-    uses `workers` (processes; 1 runs in the driver's process); a cluster executor also
-    places each worker by `cpus`, `gpus` and `memory_mb`."""
+    """What one worker of a step needs, and how many workers it wants.
+
+    The local executor uses `workers` (processes on this machine; 1 runs in the driver's
+    process). A cluster executor places each worker by `cpus`, `gpus` and `memory_mb` and starts
+    as many as the cluster has room for, at most `max_workers` (None: no limit; e.g. 1 for a
+    client of one remote server). A recipe can override any of these per step
+    (`executor.resources.<step>`)."""
 
     workers: int = 1
     cpus: float = 1.0
     gpus: float = 0.0
     memory_mb: int | None = None
+    max_workers: int | None = None
 
 
 class WorkerResources:
@@ -134,10 +144,27 @@ class WorkerResources:
     (`end_step`), so that the generation steps of a run load their model once, not four times.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        cpus: int | None = None,
+        on_driver: Callable[[Callable[[str], Any], str], Any] | None = None,
+    ) -> None:
         self._objects: dict[Any, Any] = {}
         self._groups: dict[Any, str | None] = {}
         self._shared: set[Any] = set()
+        # The CPUs an executor granted this worker (None: the machine is its own), for steps
+        # that size a pool of their own (a sandbox's slots) to what they were given.
+        self.cpus = cpus
+        self._on_driver = on_driver
+
+    def open_on_driver(self, factory: Callable[[str], Any], path: str) -> Any:
+        """`factory(path)` for a file that only one machine may open at a time (SQLite in WAL
+        mode needs memory shared by its readers and writers: no network filesystem). Here when
+        the worker runs on the driver's machine; on a cluster, a proxy to the one instance on the
+        driver's machine, with the same methods (its `close` leaves that instance open)."""
+        if self._on_driver is None:
+            return factory(path)
+        return self._on_driver(factory, path)
 
     def get(
         self, key: Any, factory: Callable[[], Any], group: str | None = None, shared: bool = False
@@ -215,6 +242,8 @@ class Step:
     def __init__(self, params: StepParams, context: StepContext | None = None):
         self.params = params
         self.context = context or StepContext()
+        if params.chunk_size is not None and not hasattr(type(self), "chunk_size"):
+            raise StageError(f"stages.{self.name}.chunk_size: '{self.name}' has no chunks")
         self._resources: WorkerResources | None = None
         self._owns_resources = False
 

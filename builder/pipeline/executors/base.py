@@ -17,14 +17,17 @@ runtime choice: they never change a fingerprint or what a stage publishes.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import logging
+import os
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from builder.pipeline.checkpoint import Checkpoint
-from builder.pipeline.step import WorkerResources
+from builder.pipeline.step import Resources, WorkerResources
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,8 @@ class Worker:
     def run(self, task: ChunkTask) -> None:
         rows = self.source.load(task)
         result = self.stage.process(rows)
-        self.checkpoint.save(task.index, result, rows_in=len(rows))
+        where = f"{socket.gethostname()}:{os.getpid()}"  # in the proof: where a chunk ran
+        self.checkpoint.save(task.index, result, rows_in=len(rows), worker=where)
 
     def close(self) -> None:
         self.stage.close()
@@ -85,6 +89,21 @@ class Executor(abc.ABC):
 
     @abc.abstractmethod
     def run(self, job: RowJob, tasks: Iterable[ChunkTask], on_done: OnDone) -> None: ...
+
+    def resources_for(self, stage: Any) -> Resources:
+        """The stage's resources, with the recipe's overrides (`executor.resources.<stage>`)."""
+        resources = stage.resources()
+        override = getattr(self.config, "resources", {}).get(stage.name)
+        if override is None:
+            return resources
+        changes = {
+            name: getattr(override, name)
+            for name in ("workers", "cpus", "gpus", "memory_mb")
+            if getattr(override, name) is not None
+        }
+        if "workers" in changes:  # the recipe's count is also the most a cluster starts
+            changes["max_workers"] = changes["workers"]
+        return dataclasses.replace(resources, **changes)
 
     def close(self) -> None:
         """Release workers and what they hold (called once, at the end of a run)."""

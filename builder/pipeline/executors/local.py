@@ -33,7 +33,7 @@ class LocalExecutor(Executor):
         self.resources = WorkerResources()  # the driver's own worker's, for the whole run
 
     def run(self, job: RowJob, tasks: Iterable[ChunkTask], on_done: OnDone) -> None:
-        workers = max(1, job.stage.resources().workers)
+        workers = max(1, self.resources_for(job.stage).workers)
         if workers == 1:
             self._run_here(job, tasks, on_done)
         else:

@@ -24,7 +24,7 @@ from typing import Any
 
 from builder.errors import StageError
 from builder.pipeline.rows import ChunkResult, Row, RowStage
-from builder.pipeline.step import StepParams, bounded, runtime_only
+from builder.pipeline.step import Resources, StepParams, bounded, runtime_only
 from builder.sandbox import Program, SandboxLimits, get_sandbox
 from builder.sandbox.local import HARNESS_VERSION
 from builder.stages.execute.verdict_cache import VerdictCache, program_key
@@ -78,7 +78,6 @@ class ExecuteStage(RowStage):
         # other settings, e.g. a docker image recipe, are in each verdict's cache key.)
         import platform
 
-
         return {
             "sandbox": self._sandbox_config(),
             "harness": HARNESS_VERSION,
@@ -94,19 +93,28 @@ class ExecuteStage(RowStage):
             self.params.timeout_s, memory_bytes=self.params.memory_mb << 20
         )
 
+    def resources(self) -> Resources:
+        """Locally one worker (the runner's process) whose sandbox runs `workers` programs at
+        once (0: every core); on a cluster each worker asks for that many CPUs (at least one),
+        and its sandbox runs as many programs at once as it was given CPUs."""
+        return Resources(cpus=float(max(1, self.params.workers)))
+
     def _open(self):
         """The worker's sandbox pool and verdict cache, opened on its first chunk."""
         config = self._sandbox_config()
         options: dict[str, Any] = {"limits": self._limits()}
-        if self.params.workers:
-            options["workers"] = self.params.workers
-        key = json.dumps({**config, "workers": self.params.workers}, sort_keys=True)
         resources = self.worker_resources
+        slots = self.params.workers or resources.cpus  # None: the sandbox's default, every core
+        if slots:
+            options["workers"] = slots
+        key = json.dumps({**config, "workers": slots}, sort_keys=True)
         sandbox = resources.get(
             ("sandbox", key), lambda: get_sandbox(config["backend"], **options), group="sandbox"
         )
-        path = Path(self.context.work_dir) / "cache" / "execute.sqlite"
-        cache = resources.get(("verdicts", str(path)), lambda: VerdictCache(path))
+        path = str(Path(self.context.work_dir) / "cache" / "execute.sqlite")
+        cache = resources.get(
+            ("verdicts", path), lambda: resources.open_on_driver(VerdictCache, path)
+        )
         return sandbox, cache
 
     def process(self, rows: list[Row]) -> ChunkResult:

@@ -7,9 +7,12 @@ Such a stage needs, besides its own keys, the recipe's model, engine settings an
 fingerprint. The engine backend is not in it: any backend draws from the same model with the
 same parameters (see `builder.engines.cache`).
 
-Chunks run one after another in the runner's process (`num_proc` 1): the engine does the
-batching, across all the prompts of a chunk, and the cache keeps each completion as it
-arrives, so a crash inside a chunk costs only the requests in flight.
+Locally, chunks run one after another in the runner's process (one worker): the engine does
+the batching, across all the prompts of a chunk, and the cache keeps each completion as it
+arrives, so a crash inside a chunk costs only the requests in flight. On a cluster, each worker
+holds one engine replica (`resources()`: vLLM's tensor-parallel group of GPUs) and the chunks
+are spread over all replicas; the cache stays one file on the driver's machine
+(`WorkerResources.open_on_driver`), so no replica asks for a completion another has stored.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from builder.engines.base import BACKENDS, Sampling
 from builder.engines.cache import CompletionCache
 from builder.engines.generator import EngineSpec, Generator
 from builder.engines.model import public_name, resolve_model
+from builder.engines.vllm_engine import runs_on_gpus as vllm_runs_on_gpus
 from builder.errors import StageError
 from builder.pipeline.recipe import EngineConfig
 from builder.pipeline.rows import RowStage
+from builder.pipeline.step import Resources
 from builder.stages.generation.library import library_digest
 from builder.stages.generation.params import GenerationParams
 
@@ -57,6 +62,19 @@ class GenerationStage(RowStage):
             "model_revision": setup.revision,
             "prompts": library_digest(),
         }
+
+    def resources(self) -> Resources:
+        """One engine per worker. vLLM's holds `tensor_parallel_size` GPUs (none on vLLM's CPU
+        build); transformers' runs on the CPU unless the recipe gives its workers a GPU
+        (`executor.resources.<stage>.gpus`); a client of an OpenAI-compatible server needs no
+        more than one worker."""
+        engine = self.context.engine or EngineConfig()
+        if engine.backend == "vllm":
+            gpus = engine.tensor_parallel_size if vllm_runs_on_gpus() else 0
+            return Resources(gpus=float(gpus))
+        if engine.backend == "openai":
+            return Resources(max_workers=1)
+        return Resources()
 
     def sampling(self):
         p = self.params
@@ -149,7 +167,7 @@ class GenerationStage(RowStage):
         if generator is None:
             setup = self._setup()
             spec = EngineSpec(setup.engine.backend, setup.model, setup.revision, setup.engine)
-            cache = CompletionCache(setup.cache_path)
+            cache = self.worker_resources.open_on_driver(CompletionCache, setup.cache_path)
             generator = Generator(spec, cache, label=self.name, resources=self.worker_resources)
             self.__dict__["_generator_instance"] = generator
         return generator
