@@ -134,7 +134,7 @@ def _evaluate_model(args):
     from builder.errors import BuilderError
     from builder.pipeline.recipe import HubConfig, Recipe
     from builder.pipeline.runner import plan_step, run_step
-    from builder.pipeline.step import out_of_range
+    from builder.pipeline.typed import out_of_range
     from builder.stages.evaluate import EvalParams
     from builder.store import open_store, split_ref
 

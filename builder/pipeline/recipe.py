@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +19,9 @@ from typing import Any
 import yaml
 
 from builder.errors import RecipeError
-from builder.pipeline.recipe_yaml import check_size, read_recipe_yaml, short
-from builder.pipeline.step import StepParams, bounded, out_of_range
+from builder.pipeline.recipe_yaml import check_size, read_recipe_yaml
+from builder.pipeline.step import StepParams
+from builder.pipeline.typed import bounded, build, is_mapping, mapping_values
 from builder.registry import STEPS
 
 
@@ -138,7 +138,8 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     for override in overrides:
         _apply_override(raw, override, path)
     check_size(raw, path)
-    recipe = _build(Recipe, raw, "", path)
+    stages = {"stages": lambda value: _build_stages(value, path)}
+    recipe = build(Recipe, raw, "", path, special=stages, skip=("path",))
     recipe.path = str(path)
     for name, params in recipe.stages.items():
         input_stage = params.input_stage_name()
@@ -185,8 +186,8 @@ def _check_key(key: str, path: Path) -> None:
                 raise RecipeError(f"--set {key}: unknown stage '{dotted}'")
             node = STEPS.load(part).params_class
             continue
-        if _is_mapping(node):
-            values = _mapping_values(node)
+        if is_mapping(node):
+            values = mapping_values(node)
             if not dataclasses.is_dataclass(values):
                 return  # a free-form mapping (e.g. TRL's options): its class checks it
             node = values  # a mapping of settings (e.g. per step): this part is its key
@@ -201,55 +202,6 @@ def _check_key(key: str, path: Path) -> None:
         )
 
 
-def _is_mapping(hint: Any) -> bool:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return any(_is_mapping(h) for h in typing.get_args(hint) if h is not type(None))
-    return hint is dict or typing.get_origin(hint) is dict
-
-
-def _mapping_values(hint: Any) -> Any:
-    """The value type of a `dict[str, X]` hint (Any if it says none)."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        hint = next(h for h in typing.get_args(hint) if _is_mapping(h))
-    args = typing.get_args(hint)
-    return args[1] if len(args) == 2 else Any
-
-
-def _build(cls: type, data: Any, prefix: str, path: Path) -> Any:
-    """Build dataclass `cls` from a mapping, naming the dotted key of any problem."""
-    where = prefix.rstrip(".") or "the top level"
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: {where} must be a mapping")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "path" or cls is not Recipe}
-    kwargs = {}
-    for key, value in data.items():
-        if key not in fields:
-            raise RecipeError(f"{path}: unknown key '{prefix}{key}'")
-        if cls is Recipe and key == "stages":
-            kwargs[key] = _build_stages(value, path)
-        else:
-            kwargs[key] = _convert(hints[key], value, f"{prefix}{key}", path)
-    missing = [
-        name
-        for name, f in fields.items()
-        if name not in kwargs
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise RecipeError(f"{path}: missing key '{prefix}{missing[0]}'")
-    try:
-        built = cls(**kwargs)
-    except RecipeError as err:  # a parameter class's own check (e.g. a TRL option's name)
-        raise RecipeError(f"{path}: {err}") from None
-    for name, problem in out_of_range(built):
-        raise RecipeError(f"{path}: '{prefix}{name}' {problem}")
-    return built
-
-
 def _build_stages(data: Any, path: Path) -> dict[str, StepParams]:
     if data is None:
         return {}
@@ -260,52 +212,7 @@ def _build_stages(data: Any, path: Path) -> dict[str, StepParams]:
         if name not in STEPS:
             raise RecipeError(f"{path}: unknown stage 'stages.{name}'")
         params_class = STEPS.load(name).params_class
-        stages[name] = _build(params_class, settings, f"stages.{name}.", path)
+        stages[name] = build(params_class, settings, f"stages.{name}.", path)
     return stages
 
 
-def _convert(hint: Any, value: Any, key: str, path: Path) -> Any:
-    """Check `value` against a type hint, converting where YAML is loose (int for float)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _convert(option, value, key, path)
-            except RecipeError:
-                continue
-        raise RecipeError(f"{path}: '{key}' must be {_describe(hint)}, got {short(value)}")
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, f"{key}.", path)
-    if origin is list:
-        if not isinstance(value, list):
-            raise RecipeError(f"{path}: '{key}' must be a list, got {short(value)}")
-        (item,) = typing.get_args(hint) or (Any,)
-        return [_convert(item, v, f"{key}[{i}]", path) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise RecipeError(f"{path}: '{key}' must be a mapping, got {short(value)}")
-        values = _mapping_values(hint)
-        if dataclasses.is_dataclass(values):
-            return {k: _build(values, v, f"{key}.{k}.", path) for k, v in value.items()}
-        return dict(value)
-    if hint is Any:
-        return value
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)  # `--set model=123` or a numeric tag is still a string key
-    if hint in (int, float) and isinstance(value, bool):
-        raise RecipeError(f"{path}: '{key}' must be {hint.__name__}, got {short(value)}")
-    if isinstance(hint, type) and not isinstance(value, hint):
-        raise RecipeError(f"{path}: '{key}' must be {hint.__name__}, got {short(value)}")
-    return value
-
-
-def _describe(hint: Any) -> str:
-    names = [getattr(a, "__name__", str(a)) for a in typing.get_args(hint)]
-    return " or ".join("null" if n == "NoneType" else n for n in names)

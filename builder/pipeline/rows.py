@@ -18,8 +18,9 @@ from typing import Any, ClassVar
 
 from builder.errors import StageError
 from builder.pipeline.card import render_card
+from builder.pipeline.resources import Resources
 from builder.pipeline.shards import Row
-from builder.pipeline.step import Resources, Step, StepRun
+from builder.pipeline.step import Step, StepRun
 
 # Columns added to every rejected row.
 DROP_REASON = "drop_reason"

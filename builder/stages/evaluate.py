@@ -43,7 +43,8 @@ from builder.evaluation.run import (
     evaluate_model,
 )
 from builder.pipeline.inputs import ModelInput
-from builder.pipeline.step import CardUpdate, Step, StepParams, StepRun, bounded, runtime_only
+from builder.pipeline.step import CardUpdate, Step, StepParams, StepRun
+from builder.pipeline.typed import bounded, runtime_only
 
 DEFAULT_CACHE = "~/.cache/code-instruct-builder/eval"
 CHECKPOINT_PREFIX = "step-"  # the branches a training run publishes its checkpoints on

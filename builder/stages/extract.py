@@ -30,7 +30,8 @@ from builder.pipeline.corpus import DirInput, python_corpus
 from builder.pipeline.executors.base import ChunkTask
 from builder.pipeline.inputs import HubDatasetInput, InputSource
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
-from builder.pipeline.step import StepParams, bounded, runtime_only
+from builder.pipeline.step import StepParams
+from builder.pipeline.typed import bounded, runtime_only
 from builder.store import split_ref
 
 _TOP_LEVEL_DEF = re.compile(r"^(?:async[ \t]+)?def[ \t]", re.M)

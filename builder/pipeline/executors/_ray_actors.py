@@ -25,7 +25,7 @@ import ray
 
 from builder.errors import StageError
 from builder.pipeline.executors.base import ChunkTask, RowJob, Worker
-from builder.pipeline.step import WorkerResources
+from builder.pipeline.resources import WorkerResources
 
 
 @ray.remote(max_restarts=0, max_task_retries=0)

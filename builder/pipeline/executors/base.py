@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.pipeline.checkpoint import Checkpoint
-from builder.pipeline.step import Resources, WorkerResources
+from builder.pipeline.resources import Resources, WorkerResources
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 from builder.errors import StageError
 from builder.pipeline.executors.base import ChunkTask, Executor, OnDone, RowJob, Worker
-from builder.pipeline.step import WorkerResources
+from builder.pipeline.resources import WorkerResources
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ from builder.pipeline.executors._ray_actors import ChunkWorker, DriverObjects
 from builder.pipeline.executors._ray_stage import Replica, StageRun, describe_nodes, first_line
 from builder.pipeline.executors.base import ChunkTask, Executor, OnDone, RowJob
 from builder.pipeline.recipe import ExecutorConfig
-from builder.pipeline.step import Resources
+from builder.pipeline.resources import Resources
 
 log = logging.getLogger(__name__)
 

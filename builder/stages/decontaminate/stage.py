@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 from builder.errors import RecipeError
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage, text_of
-from builder.pipeline.step import StepContext, StepParams, runtime_only
+from builder.pipeline.step import StepContext, StepParams
+from builder.pipeline.typed import runtime_only
 from builder.stages.decontaminate.benchmarks import (
     MIN_PIECE_CHARS,
     Matcher,

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from builder.errors import RecipeError
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage, text_of
-from builder.pipeline.step import StepContext, StepParams, bounded, runtime_only
+from builder.pipeline.step import StepContext, StepParams
+from builder.pipeline.typed import bounded, runtime_only
 from builder.stages.dedup import NearDuplicateIndex, signatures
 from builder.stages.dedup.index import lsh_params
 from builder.stages.dedup.sketch import MAX_NGRAM

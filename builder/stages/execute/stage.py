@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import StageError
+from builder.pipeline.resources import Resources
 from builder.pipeline.rows import ChunkResult, Row, RowStage
-from builder.pipeline.step import Resources, StepParams, bounded, runtime_only
+from builder.pipeline.step import StepParams
+from builder.pipeline.typed import bounded, runtime_only
 from builder.sandbox import Program, SandboxLimits, get_sandbox
 from builder.sandbox.local import HARNESS_VERSION
 from builder.stages.execute.verdict_cache import VerdictCache, program_key

@@ -31,8 +31,8 @@ from builder.engines.model import public_name, resolve_model
 from builder.engines.vllm_engine import runs_on_gpus as vllm_runs_on_gpus
 from builder.errors import StageError
 from builder.pipeline.recipe import EngineConfig
+from builder.pipeline.resources import Resources
 from builder.pipeline.rows import RowStage
-from builder.pipeline.step import Resources
 from builder.stages.generation.library import library_digest
 from builder.stages.generation.params import GenerationParams
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from builder.pipeline.step import StepParams, bounded
+from builder.pipeline.step import StepParams
+from builder.pipeline.typed import bounded
 
 
 @dataclass

@@ -23,7 +23,8 @@ import os
 from dataclasses import dataclass, field
 
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
-from builder.pipeline.step import StepContext, StepParams, bounded, runtime_only
+from builder.pipeline.step import StepContext, StepParams
+from builder.pipeline.typed import bounded, runtime_only
 from builder.stages.seeds import function_rules as rules
 
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from builder.errors import StageError
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
-from builder.pipeline.step import StepParams, bounded, runtime_only
+from builder.pipeline.step import StepParams
+from builder.pipeline.typed import bounded, runtime_only
 from builder.stages.seeds.import_inference import ImportInferrer, NotInferred
 
 

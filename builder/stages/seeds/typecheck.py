@@ -21,7 +21,8 @@ import sys
 from dataclasses import dataclass
 
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
-from builder.pipeline.step import StepParams, bounded, runtime_only
+from builder.pipeline.step import StepParams
+from builder.pipeline.typed import bounded, runtime_only
 from builder.stages.seeds.pyright_server import Failure, PyrightServer
 from builder.stages.seeds.pyright_setup import (
     describe,

@@ -19,7 +19,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
-from builder.pipeline.step import StepParams, bounded
+from builder.pipeline.step import StepParams
+from builder.pipeline.typed import bounded
 from builder.stages.generation.parse import parse_response
 from builder.stages.select.sft_format import (
     normalise,

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import RecipeError
-from builder.pipeline.step import StepParams, runtime_only
+from builder.pipeline.step import StepParams
+from builder.pipeline.typed import runtime_only
 
 log = logging.getLogger(__name__)
 
