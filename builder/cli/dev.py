@@ -25,7 +25,7 @@ log = logging.getLogger("builder")
 # pairs, well under a minute on 2 cores (measured in the README).
 TASK_HEADERS = ("### Answer\n", "### Concepts\n", "### Instruction\n", "### Response\n")
 FIT_SFT = {
-    "num_train_epochs": 6,
+    "num_train_epochs": 10,
     "per_device_train_batch_size": 2,
     "learning_rate": 3.0e-3,
     "lr_scheduler_type": "cosine",
