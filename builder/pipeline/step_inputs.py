@@ -8,6 +8,7 @@ from pathlib import Path
 
 from builder.errors import RepoNotFound, StageError, StoreError
 from builder.pipeline.inputs import ModelInput, StoreInput
+from builder.pipeline.publish import MANIFEST
 from builder.pipeline.recipe import Recipe
 from builder.store import Store, open_store, split_ref
 
@@ -100,7 +101,22 @@ class Inputs:
         commit = models.resolve(repo, revision)
         folder = Path(self.recipe.work_dir or ".builder/work").expanduser() / "models"
         folder = materialize(models, repo, commit, folder / repo.replace("/", "--") / commit)
-        return ModelInput(repo, commit, str(folder), branch=revision)
+        return ModelInput(repo, weights_commit(models, repo, commit), str(folder), branch=revision)
+
+
+def weights_commit(store: Store, repo: str, commit: str) -> str:
+    """The commit that published the model `commit` holds: the oldest of its ancestors with the
+    same manifest. Later commits that only rewrote the card (an evaluation's model-index) pin
+    the same weights, so that they do not make the evaluation of those weights stale."""
+    manifest = store.read_text(repo, commit, MANIFEST)
+    if manifest is None:
+        return commit
+    pinned = commit
+    for entry in store.log(repo, commit)[1:]:
+        if store.read_text(repo, entry.id, MANIFEST) != manifest:
+            break
+        pinned = entry.id
+    return pinned
 
 
 def materialize(store: Store, repo: str, commit: str, folder: Path) -> Path:
