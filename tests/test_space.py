@@ -414,3 +414,23 @@ def test_suggested_hardware_grows_with_the_model():
         "l40sx1",
         "a100-large",
     ]
+
+
+def test_local_chat_streams_answers_without_spaces_token_by_token(tiny_model):
+    """transformers' own streamer waits for a space; code such as `x>>=1;y<<=2` must still flow."""
+    import torch
+    from space_app.chat import _token_streamer
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    answer = "x>>=1;y<<=2;z=x|y"
+    ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    assert len(ids) > 3
+    streamer = _token_streamer(tokenizer)
+    streamer.put(torch.tensor([[1, 2, 3]]))  # the prompt: skipped
+    for token in ids:
+        streamer.put(torch.tensor([token]))
+    streamer.end()
+    pieces = [piece for piece in streamer.text_queue.queue if piece not in ("", None)]
+    assert "".join(pieces) == tokenizer.decode(ids)
+    assert len(pieces) >= len(ids) - 1  # one piece per token, none held back for a space

@@ -141,13 +141,39 @@ def render_prompt(tokenizer, messages: list[dict]) -> str:
     )
 
 
+def _token_streamer(tokenizer):
+    """A streamer that hands on every token's text as soon as it decodes to whole characters.
+
+    transformers' TextIteratorStreamer holds text back until a space or newline, so an answer
+    written without spaces (code like `x>>=1;y<<=2`, or an untrained model) arrives in one piece
+    at the end. Only a trailing incomplete UTF-8 sequence (decoded as U+FFFD) is held back here.
+    """
+    from transformers import TextIteratorStreamer
+
+    class TokenStreamer(TextIteratorStreamer):
+        def put(self, value):
+            if len(value.shape) > 1:
+                value = value[0]
+            if self.skip_prompt and self.next_tokens_are_prompt:
+                self.next_tokens_are_prompt = False
+                return
+            self.token_cache.extend(value.tolist())
+            text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
+            if text.endswith("\ufffd"):
+                return
+            self.on_finalized_text(text[self.print_len :])
+            self.print_len = len(text)
+
+    return TokenStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+
 def stream_local(tokenizer, model, messages: list[dict], settings: Settings) -> Iterator[str]:
     """The growing answer (the prefix, then each new piece), as transformers generates it."""
-    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+    from transformers import StoppingCriteria, StoppingCriteriaList
 
     prompt = render_prompt(tokenizer, messages) + settings.prefix
     inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    streamer = _token_streamer(tokenizer)
     stop = threading.Event()
 
     class _Stopped(StoppingCriteria):  # the user pressed stop: the generator was closed
