@@ -18,8 +18,6 @@ import pytest
 from builder.store import open_store
 from tests.helpers import ROOT, TINY, export_rows, run_cli, write_corpus
 
-GENERATION = ("judge", "concepts", "instructions", "responses")
-
 INSTRUCTIONS = [
     "Write a Python function `is_palindrome(text: str) -> bool` that ignores case and spaces.",
     (
@@ -111,18 +109,7 @@ def test_generation_stages_run_end_to_end_and_publish_their_counts(tiny_model, t
         run_cli("run", TINY, "--only", "extract", *args, "--set", f"stages.extract.source={corpus}")
         == 0
     )
-    assert (
-        run_cli(
-            "run",
-            TINY,
-            "--only",
-            ",".join(GENERATION),
-            *args,
-            "--set",
-            "stages.judge.input=extract",
-        )
-        == 0
-    )
+    assert run_cli("run", TINY, "--only", "judge", *args, "--set", "stages.judge.input=extract") == 0
 
     judge = manifest(tmp_path, "tester/gen-judge")
     assert judge["rows_in"] == 3 and judge["settings"]["model"] == tiny_model.name  # a folder: its name only
@@ -135,17 +122,8 @@ def test_generation_stages_run_end_to_end_and_publish_their_counts(tiny_model, t
     assert all("judge_answer" in row and row["drop_reason"] for row in rejected)
     text = card(tmp_path, "tester/gen-judge")
     assert "| cache_misses | 3 |" in text and "model_revision" in text and "## Notes" in text
-    # A random model's judge keeps (almost) nothing; each later stage still publishes a revision
-    # that reads the one before it.
-    previous = judge
-    for stage in GENERATION[1:]:
-        published = manifest(tmp_path, f"tester/gen-{stage}")
-        assert published["input"]["revision"] == open_store(f"local:{tmp_path / 'store'}").resolve(
-            previous["repo"]
-        )
-        assert published["rows_in"] == previous["rows_out"]
-        assert "Sampling: n=" in card(tmp_path, f"tester/gen-{stage}")
-        previous = published
+    # The later stages on rows that parse: tests/test_generation_witness.py (a random model's
+    # judge keeps almost nothing, so they would run on no rows here).
 
 
 def test_stages_on_real_rows_and_reruns_ask_only_for_what_changed(tiny_model, tmp_path, caplog):
