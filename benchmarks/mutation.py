@@ -12,8 +12,8 @@ mutant (`mutation_ops.py`) writes the mutated file into the copy and runs, with 
 tests that ran its lines (else those that ran its function, else its module). A mutant is
 `killed` when a test fails (or the run times out), `survived` when all pass, `uncovered` when
 no test of the pool runs its code. Results go to DIR/results.jsonl (a rerun skips mutants
-already there: delete the file, or use --again, to start over), and a summary per module to
-stdout. The sandbox worker runs inside bubblewrap, out of coverage's reach: its mutants run a
+already there: --again starts over, --survivors runs those not killed again, e.g. after
+new tests), and a summary per module to stdout. The sandbox worker runs inside bubblewrap, out of coverage's reach: its mutants run a
 fixed list of sandbox tests.
 
 `breaks` applies each of the issue's hand-made breaks (one at a time, in a copy) and runs the
@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -58,6 +59,18 @@ POOL = [  # the tests that may kill them (coverage picks among these per mutant)
     "tests/test_resume.py", "tests/test_cache.py", "tests/test_execute.py",
     "tests/test_generation_witness.py", "tests/test_extract.py", "tests/test_select.py",
 ]  # fmt: skip
+OTHERS = 12  # tests besides the module's own tried on each of its mutants
+OWN_TESTS = {  # tried first for a module's mutants
+    "builder/store/local.py": ("tests/test_store",),
+    "builder/store/local_records.py": ("tests/test_store",),
+    "builder/store/files.py": ("tests/test_store",),
+    "builder/pipeline/runner.py": ("tests/test_pipeline", "tests/test_reliability"),
+    "builder/pipeline/publish.py": ("tests/test_pipeline", "tests/test_store_durability"),
+    "builder/pipeline/chunks.py": ("tests/test_pipeline", "tests/test_reliability"),
+    "builder/pipeline/checkpoint.py": ("tests/test_reliability", "tests/test_pipeline"),
+    "builder/engines/cache.py": ("tests/test_cache",),
+    "builder/stages/execute/verdict_cache.py": ("tests/test_execute",),
+}
 SANDBOX_TESTS = [
     "tests/test_sandbox_local.py::test_forged_report_never_passes",
     "tests/test_sandbox_local.py::test_early_exit_never_passes",
@@ -180,22 +193,46 @@ def tests_for(mutant: Mutant, lines: dict, all_mutants: list[Mutant]) -> list[st
     return sorted(found)
 
 
+def ordered(tests: list[str], module: str, durations: dict, every: bool = False) -> list[str]:
+    """The module's own tests that run the mutant, quickest first, then the OTHERS quickest
+    of the rest (the store runs in nearly every test: all of them would take minutes per
+    mutant); a test's `[hf]` variant left out where its `[local]` one runs."""
+    local = {t.replace("[local]", "") for t in tests if "[local]" in t}
+    tests = [t for t in tests if not ("[hf]" in t and t.replace("[hf]", "") in local)]
+    own = OWN_TESTS.get(module, ())
+    if not own:
+        return sorted(tests, key=lambda t: durations.get(t, 30.0))
+    mine = sorted((t for t in tests if t.startswith(own)), key=lambda t: durations.get(t, 30.0))
+    others = sorted(
+        (t for t in tests if not t.startswith(own)), key=lambda t: durations.get(t, 30.0)
+    )
+    return mine + (others if every else others[:OTHERS])
+
+
 # ------------------------------------------------------------------------------ running
 
 
 def run_tests(copy: Path, tests: list[str], timeout_s: float, stop_first: bool = True):
-    """(return code or None on timeout, the failed tests, seconds)."""
+    """(return code or None on timeout, the failed tests, seconds). A run over its time gets
+    Ctrl-C first, so that fixtures clean up (unmount, stop servers), then SIGKILL."""
     started = time.monotonic()
     options = ["-x"] if stop_first else []
+    process = subprocess.Popen(pytest_command(tests, *options, "-rf"), cwd=copy,
+                               env=environment(copy), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
     try:
-        done = subprocess.run(pytest_command(tests, *options, "-rf"), check=False, cwd=copy,
-                              env=environment(copy), capture_output=True, text=True,
-                              timeout=timeout_s, start_new_session=True)  # fmt: skip
+        output, _ = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
         return None, [], time.monotonic() - started
-    failed = [line.split()[1] for line in done.stdout.splitlines()
+    failed = [line.split()[1] for line in output.splitlines()
               if line.startswith(("FAILED ", "ERROR "))]  # fmt: skip
-    return done.returncode, failed, time.monotonic() - started
+    return process.returncode, failed, time.monotonic() - started
 
 
 def write_source(path: Path, data: bytes) -> None:
@@ -210,6 +247,10 @@ def run_mutants(args) -> None:
     results_file = out / "results.jsonl"
     if args.again:
         results_file.unlink(missing_ok=True)
+    if args.survivors and results_file.exists():  # run the survivors again (new tests)
+        kept = [line for line in results_file.open() if json.loads(line)["status"] == "killed"]
+        results_file.write_text("".join(kept))
+        (out / "coverage-map.json").unlink(missing_ok=True)
     done = (
         {json.loads(line)["id"] for line in results_file.open()} if results_file.exists() else set()
     )
@@ -223,8 +264,7 @@ def run_mutants(args) -> None:
             for mutant in found:
                 if mutant.id in done:
                     continue
-                tests = tests_for(mutant, lines, found)
-                tests.sort(key=lambda t: durations.get(t, 30.0))
+                tests = ordered(tests_for(mutant, lines, found), module, durations, args.all_tests)
                 result = {"id": mutant.id, "module": module, "line": mutant.line,
                           "function": mutant.function, "operator": mutant.operator,
                           "description": mutant.description, "tests": len(tests)}  # fmt: skip
@@ -307,6 +347,10 @@ def main() -> None:
     run.add_argument("--module", action="append", choices=list(MODULES))
     run.add_argument("--out", default=str(ROOT / ".builder" / "mutation"))
     run.add_argument("--again", action="store_true", help="forget earlier results")
+    run.add_argument("--all-tests", action="store_true",
+                     help="every test that runs a mutant's code, not only OTHERS of them")  # fmt: skip
+    run.add_argument("--survivors", action="store_true",
+                     help="run the mutants not killed before again, with a new coverage map")  # fmt: skip
     run.set_defaults(handler=run_mutants)
     breaks = sub.add_parser("breaks")
     breaks.add_argument("--only", action="append")

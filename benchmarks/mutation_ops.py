@@ -167,7 +167,7 @@ def _node_changes(node: ast.AST) -> Iterator[tuple]:
 def _has_effect(node: ast.AST) -> bool:
     """A statement whose removal changes nothing but its own effect."""
     if isinstance(node, ast.Expr):
-        return isinstance(node.value, (ast.Call, ast.Await))
+        return isinstance(node.value, (ast.Call, ast.Await)) and not _skipped(node.value)
     if isinstance(node, ast.Assign):
         return all(isinstance(t, (ast.Attribute, ast.Subscript)) for t in node.targets)
     return isinstance(node, (ast.Raise, ast.Continue, ast.Break, ast.AugAssign))
