@@ -10,6 +10,7 @@ import pytest
 
 from builder.evaluation.evalplus_data import load_evalplus
 from builder.store import open_store
+from tests import witness
 from tests.helpers import run_cli
 from tests.test_eval_grading import cache_dir, need_bwrap  # noqa: F401
 
@@ -46,11 +47,21 @@ def test_eval_model_generates_grades_and_publishes(tiny_model, store_uri, cache_
         )
     card = store.read_text(repo, head, "README.md")
     assert "config_name: humaneval_plus" in card and "model-index:" in card
-    # a second run finds every completion in the cache and publishes a new revision
-    assert run_cli("eval", "--model", tiny_model, "--limit", "5", "--max-tokens", "24",
-                   "--benchmarks", "humaneval+", "--store", store_uri, "--repo", repo,
-                   "--cache-dir", cache_dir) == 0  # fmt: skip
-    assert store.resolve(repo) != head
+    # A second run with a grading option changed needs the same generations: it publishes a
+    # new revision and asks no engine for anything. Its engine is the witness (the completion
+    # cache does not key on the backend), which would write down any request, and whose
+    # answers differ from the tiny model's: the completions published are the cached ones.
+    with witness.installed(cache_dir / f"witness-{repo.rsplit('-', 1)[-1]}.jsonl") as record:
+        assert run_cli("eval", "--model", tiny_model, "--limit", "5", "--max-tokens", "24",
+                       "--benchmarks", "humaneval+", "--store", store_uri, "--repo", repo,
+                       "--cache-dir", cache_dir, "--engine", "witness",
+                       "--min-time-limit", "2") == 0  # fmt: skip
+    assert witness.read(record) == []  # the engine was not even opened
+    second = store.resolve(repo)
+    assert second != head
+    local = store.fetch(repo, second, ["data/humaneval_plus-00000-of-00001.parquet"])
+    again = pq.read_table(local["data/humaneval_plus-00000-of-00001.parquet"]).to_pylist()
+    assert [r["completion"] for r in again] == [r["completion"] for r in rows]
 
 
 @pytest.mark.parametrize(
@@ -103,3 +114,8 @@ def test_an_eval_step_in_a_recipe_publishes_through_the_runner(tiny_model, tmp_p
         "HumanEval/0", "HumanEval/1"]  # fmt: skip
     assert run_cli("run", recipe) == 0
     assert datasets.resolve("tester/evals-eval") == head  # unchanged: nothing republished
+    # Grading changed, generations not: a new revision, and no request to the (witness) engine.
+    with witness.installed(tmp_path / "witness.jsonl") as record:
+        assert run_cli("run", recipe, "--set", "stages.eval.engine=witness",
+                       "--set", "stages.eval.min_time_limit=2") == 0  # fmt: skip
+    assert witness.read(record) == [] and datasets.resolve("tester/evals-eval") != head

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import textwrap
 
+import pyarrow.parquet as pq
 import pytest
 
 from builder.evaluation.ds1000 import completion_prompt, harness_program, load_ds1000, postprocess
+from tests import witness
 from tests.helpers import run_cli
 from tests.test_eval_grading import need_bwrap
 
@@ -142,16 +144,31 @@ def test_ds1000_rows_are_checked(bad, tmp_path, caplog):
         load_ds1000(data)
 
 
-def test_eval_model_on_ds1000(tiny_model, tmp_path, capsys):
+def test_eval_model_on_ds1000(tmp_path, capsys):
+    """`builder eval --model` on two DS-1000 problems, with the witness engine answering one
+    right and one wrong: the right one must pass and the wrong one fail (a grader that fails,
+    or passes, everything would not give these verdicts)."""
     need_bwrap()
     data = tmp_path / "ds1000.jsonl"
-    data.write_text(json.dumps(problem(0, CONTEXT)) + "\n")
+    other = {**problem(1, CONTEXT), "prompt": PROMPT.replace("sum the columns", "add up each column")}
+    data.write_text(json.dumps(problem(0, CONTEXT)) + "\n" + json.dumps(other) + "\n")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    answers = [["sum the columns", "result = a.sum(axis=0)\n```"],  # right
+               ["add up each column", "result = a.sum(axis=1)\n```"]]  # wrong axis
     store = f"local:{tmp_path / 'store'}"
-    assert run_cli("eval", "--model", tiny_model, "--benchmarks", "ds-1000", "--data-file", data,
-                   "--max-tokens", "8", "--store", store, "--repo", "local/ds-eval",
-                   "--cache-dir", tmp_path / "cache") == 0  # fmt: skip
-    assert "ds-1000 score: pass@1 0.000" in capsys.readouterr().out  # a random model
+    with witness.installed(tmp_path / "witness.jsonl", answers=answers) as record:
+        assert run_cli("eval", "--model", model, "--engine", "witness", "--benchmarks", "ds-1000",
+                       "--data-file", data, "--store", store, "--repo", "local/ds-eval",
+                       "--cache-dir", tmp_path / "cache") == 0  # fmt: skip
+    assert "ds-1000 score: pass@1 0.500" in capsys.readouterr().out
+    assert len(witness.keys(record, "sample")) == 2
     from builder.store import open_store
 
-    files = open_store(store).list_files("local/ds-eval", "main")
-    assert "data/ds_1000-00000-of-00001.parquet" in files
+    local = open_store(store).fetch("local/ds-eval", "main", ["data/ds_1000-00000-of-00001.parquet"])
+    rows = pq.read_table(local["data/ds_1000-00000-of-00001.parquet"]).to_pylist()
+    assert {r["task_id"]: (r["status"], r["code"]) for r in rows} == {
+        "DS-1000/0": ("pass", "result = a.sum(axis=0)"),
+        "DS-1000/1": ("fail", "result = a.sum(axis=1)"),
+    }

@@ -14,6 +14,7 @@ import pytest
 
 from builder.stages.execute.stage import program_from_response
 from builder.store import open_store
+from tests import witness
 from tests.helpers import ROOT, TINY, export_rows, run_cli
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
@@ -79,32 +80,70 @@ def test_missing_code_column_is_named_before_any_work(tmp_path, caplog):
     assert "reads column 'response'" in caplog.text
 
 
+def witnessed(store_uri, tmp_path, **kw):
+    """Settings with the `witness` sandbox: the local sandbox, every program it runs written
+    down (tests/witness.py)."""
+    return [*settings(store_uri, tmp_path, **kw), "--set", "sandbox.backend=witness"]
+
+
+@needs_bwrap
+def test_a_rerun_on_more_rows_runs_only_the_new_programs(tmp_path):
+    """Verdicts come from the cache, not from running the program again: counted by the
+    sandbox's witness, not by the stage's own cache counts."""
+    store_uri = f"local:{tmp_path / 's'}"
+    rows = [{"instruction_id": f"i{i}", "sample_index": 0,
+             "response": response(f"X = {i}", f"assert X == {i}")} for i in range(6)]
+    rows.append({**rows[0], "instruction_id": "same-program"})  # a program seen before: run once
+    publish_responses(store_uri, "tester/ex-responses", rows, tmp_path)
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    with witness.installed(first):
+        assert run_cli("run", TINY, "--only", "execute", *witnessed(store_uri, tmp_path)) == 0
+    programs = [witness.digest(program_from_response(r["response"])) for r in rows[:6]]
+    assert sorted(witness.keys(first, "program")) == sorted(programs)  # the 7th: not run
+    assert witness.counted(first, "program", "done") == witness.counted(first, "program")
+
+    new = [{"instruction_id": f"n{i}", "sample_index": 0,
+            "response": response(f"Y = {i}", f"assert Y == {i}")} for i in range(3)]
+    publish_responses(store_uri, "tester/ex-responses", rows + new, tmp_path)
+    with witness.installed(second):
+        assert run_cli("run", TINY, "--only", "execute", *witnessed(store_uri, tmp_path)) == 0
+    assert sorted(witness.keys(second, "program")) == sorted(
+        witness.digest(program_from_response(r["response"])) for r in new)  # fmt: skip
+    out = export_rows(store_uri, "tester/ex-execute", tmp_path)
+    assert [r["instruction_id"] for r in out] == [r["instruction_id"] for r in rows + new]
+    assert {r["exec_status"] for r in out} == {"pass"}
+
+
 @needs_bwrap
 def test_kill_9_mid_execute_then_rerun_executes_nothing_twice(tmp_path):
+    """The sandbox stops before its third batch of 4 (8 verdicts cached); `kill -9`; the rerun
+    runs exactly the 32 programs without a verdict, each once."""
     store_uri = f"local:{tmp_path / 's'}"
-    count = 160
+    count = 40
     rows = [{"instruction_id": f"i{i}", "sample_index": 0,
-             "response": response(f"import time\ntime.sleep(0.05)\nX = {i}", f"assert X == {i}")}
-            for i in range(count)]
+             "response": response(f"X = {i}", f"assert X == {i}")} for i in range(count)]
     publish_responses(store_uri, "tester/ex-responses", rows, tmp_path)
-    args = [*settings(store_uri, tmp_path), "--set", "stages.execute.batch_size=4"]
-    process = subprocess.Popen([sys.executable, "-m", "builder", "run", str(TINY), "--only", "execute", *args],
-                               cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    cache = tmp_path / "work" / "cache" / "execute.sqlite"
-    deadline = time.monotonic() + 120
-    while _cached(cache) < 40:
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    before = _cached(cache)
-    assert before < count
+    args = [*witnessed(store_uri, tmp_path), "--set", "stages.execute.batch_size=4",
+            "--set", "stages.execute.workers=2"]  # fmt: skip
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    process = subprocess.Popen(
+        witness.command(first, ["run", TINY, "--only", "execute", *args], pause="program:8"),
+        cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        witness.wait_until(first, lambda r: witness.paused(r, "program"), process,
+                           "the sandbox to pause")  # fmt: skip
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    ran = witness.counted(first, "program", "done")
+    assert len(ran) == 8 and witness.counted(first, "program") == ran  # none in flight
 
-    assert run_cli("run", TINY, "--only", "execute", *args) == 0
-    manifest = json.loads(open_store(store_uri).read_text("tester/ex-execute", "main", "manifest.json"))
-    assert manifest["stats"]["cache_hits"] == before  # every verdict already cached is reused
-    assert manifest["stats"]["cache_misses"] == count - before  # only the rest ran
-    assert _cached(cache) == count
+    with witness.installed(second):
+        assert run_cli("run", TINY, "--only", "execute", *args) == 0
+    again = witness.counted(second, "program")
+    assert set(again.values()) == {1} and not set(again) & set(ran)  # nothing ran twice
+    assert len(again) == count - len(ran)  # and nothing was left out
     out = export_rows(store_uri, "tester/ex-execute", tmp_path)
     assert [r["instruction_id"] for r in out] == [r["instruction_id"] for r in rows]
     assert {r["exec_status"] for r in out} == {"pass"}

@@ -1,15 +1,16 @@
 """The few-shot library: every example is runnable, tested, and parses with our own parsers."""
 
 import ast
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+from builder.stages.generation import library
 from builder.stages.generation.library import (
     fewshot_examples,
     judge_examples,
-    library_digest,
     properties,
 )
 from builder.stages.generation.parse import (
@@ -104,6 +105,31 @@ def test_judge_examples_parse_and_show_both_answers():
         ast.parse(example.function)
 
 
-def test_library_digest_is_stable_and_hex():
-    assert library_digest() == library_digest()
-    assert len(library_digest()) == 16 and int(library_digest(), 16) >= 0
+def test_library_digest_follows_every_prompt_file(tmp_path, monkeypatch):
+    """The digest (in every generation stage's fingerprint) changes when any prompt file's
+    content or name changes, and only then: a copy of the library has the same digest."""
+    copy = tmp_path / "prompts"
+    shutil.copytree(library.PROMPTS_DIR, copy)
+
+    def digest(folder) -> str:
+        monkeypatch.setattr(library, "PROMPTS_DIR", folder)
+        library.library_digest.cache_clear()
+        return library.library_digest()
+
+    try:
+        original = digest(library.PROMPTS_DIR)
+        assert len(original) == 16 and int(original, 16) >= 0
+        assert digest(copy) == original  # where the files live does not matter
+        seen = {original}
+        example = copy / "fewshot" / "01-run-length.yaml"
+        example.write_text(example.read_text().replace("positive decimal count", "decimal count"))
+        seen.add(digest(copy))
+        template = copy / "templates" / "judge.yaml"
+        template.write_text(template.read_text() + "\n")
+        seen.add(digest(copy))
+        example.rename(copy / "fewshot" / "99-run-length.yaml")  # a name is part of the digest
+        seen.add(digest(copy))
+        assert len(seen) == 4
+    finally:
+        monkeypatch.undo()
+        library.library_digest.cache_clear()

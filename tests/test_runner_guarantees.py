@@ -1,0 +1,176 @@
+"""What the step runner promises beyond a plain run, each written down because a mutation of the
+code that keeps it went unnoticed (benchmarks/mutation.py): fingerprints that do not drift,
+checkpoints that never mix chunks cut differently, one run of a stage at a time, leftovers
+cleaned, the revisions a run ends with, and executors closed by whoever made them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import pytest
+
+from builder.errors import StageError
+from builder.pipeline import runner
+from builder.pipeline.executors.local import LocalExecutor
+from builder.pipeline.recipe import load_recipe
+from builder.pipeline.run import run_recipe
+from builder.pipeline.step import Step, StepParams
+from builder.stages.extract import ExtractStage
+from builder.store import open_store
+from tests import witness
+from tests.helpers import ROOT, TINY, export_rows, run_cli, write_corpus
+
+
+def args_for(tmp_path, name="guard"):
+    corpus = tmp_path / "corpus"
+    if not corpus.exists():
+        write_corpus(corpus)
+    return [
+        "--set", f"name={name}", "--set", f"hub.store=local:{tmp_path / 'store'}",
+        "--set", "hub.namespace=tester", "--set", f"work_dir={tmp_path / 'work'}",
+        "--set", f"stages.extract.source={corpus}", "--set", "stages.extract.num_proc=1",
+    ]  # fmt: skip
+
+
+@dataclass
+class FixedParams(StepParams):
+    size: int = 3
+    names: list = field(default_factory=lambda: ["b", "a"])
+
+
+class FixedStep(Step):
+    name = "fixed"
+    params_class = FixedParams
+    version = 2
+
+    def fingerprint_extra(self):
+        return {"z": 1, "a": {"y": 2.5, "b": None}}
+
+
+class PinnedSource:
+    ref: ClassVar[dict] = {
+        "kind": "dataset",
+        "repo": "tester/x",
+        "revision": "0123456789abcdef" * 2 + "01234567",
+    }
+
+
+def test_a_fingerprint_does_not_drift_between_versions():
+    """Every published revision is current or stale by its fingerprint: a change in how it is
+    computed (key order, length, hashing) makes every store in the world stale at once. If this
+    fails, that is what the change does; make it on purpose or not at all."""
+    step = FixedStep(FixedParams())
+    assert runner._fingerprint(step, PinnedSource()) == "e676ab8668e58b2f"
+    extra_reordered = {"a": {"b": None, "y": 2.5}, "z": 1}
+    step.fingerprint_extra = lambda: extra_reordered  # the same settings, built in another order
+    assert runner._fingerprint(step, PinnedSource()) == "e676ab8668e58b2f"
+    assert runner._fingerprint(FixedStep(FixedParams(size=4)), PinnedSource()) != "e676ab8668e58b2f"
+
+
+def test_chunks_cut_differently_are_never_mixed(tmp_path, monkeypatch):
+    """A run cut into chunks of one file fails after two; the rerun cuts chunks of two files:
+    it must not take the first run's chunk 1 (file 1) for its own chunk 1 (files 2 and 3)."""
+    args = args_for(tmp_path)
+    real = ExtractStage.process
+    calls = []
+
+    def fail_third(self, rows):
+        calls.append(len(rows))
+        if len(calls) == 3:
+            raise StageError("simulated failure in the third chunk")
+        return real(self, rows)
+
+    monkeypatch.setattr(ExtractStage, "process", fail_third)
+    monkeypatch.setattr(ExtractStage, "chunk_size", 1)
+    assert run_cli("run", TINY, "--only", "extract", *args) == 2
+    monkeypatch.undo()
+    monkeypatch.setattr(ExtractStage, "chunk_size", 2)
+    assert run_cli("run", TINY, "--only", "extract", *args) == 0
+    rows = export_rows(f"local:{tmp_path / 'store'}", "tester/guard-extract", tmp_path / "out")
+    assert sorted(r["name"] for r in rows) == ["area", "clamp", "fetch"]
+
+
+def test_two_runs_of_one_stage_at_once_are_refused(tmp_path, caplog):
+    """The first run holds the stage's checkpoint folder (it is paused by the witness before
+    its first chunk); a second run of the same stage is refused, not run beside it."""
+    args = args_for(tmp_path)
+    record = tmp_path / "first.jsonl"
+    process = subprocess.Popen(
+        witness.command(record, ["run", TINY, "--only", "extract", *args], steps=["extract"],
+                        pause="chunk:0"),
+        cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        witness.wait_until(record, lambda r: witness.paused(r, "chunk"), process, "the pause")
+        assert run_cli("run", TINY, "--only", "extract", *args) == 2
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert "another run is working in" in caplog.text
+    assert not open_store(f"local:{tmp_path / 'store'}").repo_exists("tester/guard-extract")
+
+
+def test_a_checkpoint_left_behind_after_publishing_is_removed_by_the_next_run(
+    tmp_path, monkeypatch
+):
+    args = args_for(tmp_path)
+    monkeypatch.setattr(runner.Checkpoint, "remove", lambda self: None)  # died after publishing
+    assert run_cli("run", TINY, "--only", "extract", *args) == 0
+    monkeypatch.undo()
+    assert list((tmp_path / "work").glob("*/*/chunks"))
+    assert run_cli("run", TINY, "--only", "extract", *args) == 0  # up to date
+    assert not list((tmp_path / "work").glob("*/*"))
+
+
+def test_a_run_returns_the_revisions_that_are_current_afterwards(tmp_path):
+    recipe = load_recipe(TINY, [a for a in args_for(tmp_path) if a != "--set"])
+    first = run_recipe(recipe, ["extract", "filter"])
+    store = open_store(f"local:{tmp_path / 'store'}")
+    heads = {s: store.resolve(f"tester/guard-{s}") for s in ("extract", "filter")}
+    assert first == heads
+    assert run_recipe(recipe, ["extract", "filter"]) == heads  # up to date: the same
+
+
+def test_run_step_closes_the_executor_it_made_and_not_one_it_was_given(tmp_path, monkeypatch):
+    closed = []
+    monkeypatch.setattr(LocalExecutor, "close", lambda self: closed.append(self))
+    recipe = load_recipe(TINY, [a for a in args_for(tmp_path) if a != "--set"])
+    store = open_store(recipe.hub.store)
+    runner.run_step(runner.plan_step(recipe, "extract", store), recipe)
+    assert len(closed) == 1
+    given = LocalExecutor()
+    runner.run_step(runner.plan_step(recipe, "filter", store), recipe, given)
+    assert len(closed) == 1  # the caller's to close
+
+
+def test_an_input_with_no_rows_needs_no_columns_but_one_row_does(tmp_path):
+    """A stage that published nothing may list no columns: the next stage runs on it (and
+    publishes nothing); one row without a column the step reads is named before any work."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    store = open_store(f"local:{tmp_path / 'store'}")
+    store.create_repo("tester/cols-extract", private=True)
+    args = args_for(tmp_path, "cols") + ["--set", "stages.filter.input=extract"]
+    data = tmp_path / "rows.parquet"
+    pq.write_table(pa.Table.from_pylist([{"other": "x"}]), data)
+    for rows, code in ((0, 0), (1, 2)):
+        files = {"data/train-00000-of-00001.parquet": data} if rows else {}
+        manifest = {"splits": {"train": {"rows": rows, "files": list(files)}},
+                    "columns": {"train": ["other"] if rows else []}}  # fmt: skip
+        (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+        files["manifest.json"] = tmp_path / "manifest.json"
+        store.commit("tester/cols-extract", files, f"{rows} rows")
+        assert run_cli("run", TINY, "--only", "filter", *args) == code
+    assert store.repo_exists("tester/cols-filter")  # published from the empty input
+
+
+@pytest.fixture(autouse=True)
+def _no_witness_left():
+    yield
+    witness.uninstall()
