@@ -58,15 +58,23 @@ POOL = [  # the tests that may kill them (coverage picks among these per mutant)
     "tests/test_pipeline.py", "tests/test_reliability.py", "tests/test_staleness.py",
     "tests/test_resume.py", "tests/test_cache.py", "tests/test_execute.py",
     "tests/test_generation_witness.py", "tests/test_extract.py", "tests/test_select.py",
+    "tests/test_store_guarantees.py", "tests/test_runner_guarantees.py",
+    "tests/test_publish_guarantees.py",
 ]  # fmt: skip
 OTHERS = 12  # tests besides the module's own tried on each of its mutants
 OWN_TESTS = {  # tried first for a module's mutants
     "builder/store/local.py": ("tests/test_store",),
     "builder/store/local_records.py": ("tests/test_store",),
     "builder/store/files.py": ("tests/test_store",),
-    "builder/pipeline/runner.py": ("tests/test_pipeline", "tests/test_reliability"),
-    "builder/pipeline/publish.py": ("tests/test_pipeline", "tests/test_store_durability"),
-    "builder/pipeline/chunks.py": ("tests/test_pipeline", "tests/test_reliability"),
+    "builder/pipeline/runner.py": (
+        "tests/test_runner_guarantees", "tests/test_pipeline", "tests/test_reliability"
+    ),
+    "builder/pipeline/publish.py": (
+        "tests/test_publish_guarantees", "tests/test_pipeline", "tests/test_store_durability"
+    ),
+    "builder/pipeline/chunks.py": (
+        "tests/test_runner_guarantees", "tests/test_pipeline", "tests/test_reliability"
+    ),
     "builder/pipeline/checkpoint.py": ("tests/test_reliability", "tests/test_pipeline"),
     "builder/engines/cache.py": ("tests/test_cache",),
     "builder/stages/execute/verdict_cache.py": ("tests/test_execute",),
@@ -168,10 +176,18 @@ def coverage_map(copy: Path, out: Path) -> tuple[dict, dict]:
             line: sorted({part for c in contexts for part in c.split("|") if "::" in part})
             for line, contexts in measured.items()
         }
-    durations = {}
+    durations, failing = {}, []
     for case in ElementTree.parse(junit).iter("testcase"):
         path = case.get("classname", "").replace(".", "/") + ".py"
-        durations[f"{path}::{case.get('name')}"] = float(case.get("time", 0))
+        test = f"{path}::{case.get('name')}"
+        durations[test] = float(case.get("time", 0))
+        if case.find("failure") is not None or case.find("error") is not None:
+            failing.append(test)
+    if failing:  # failing without a mutant: they would "kill" every mutant they are tried on
+        print(f"left out, failing on the unmutated code: {failing}", flush=True)
+        for by_line in lines.values():
+            for line, tests in by_line.items():
+                by_line[line] = [t for t in tests if t not in failing]
     cached.write_text(json.dumps({"lines": lines, "durations": durations}))
     return lines, durations
 

@@ -355,17 +355,31 @@ def test_persistent_failure_is_infra_error_after_retries():
 
 
 def test_sandboxes_are_killed_when_run_is_interrupted():
-    """Ctrl-C in run() reaches `with`, whose close() kills every live sandbox at once."""
+    """Ctrl-C in run() reaches `with`, whose close() kills every live sandbox at once.
+
+    The kernel may hand a process's SIGINT to any of its threads; here it goes to another
+    thread than the one in run(), which must still notice it (a wait without a timeout never
+    did: the run hung until every program finished). A watchdog ends a hang, and fails the test."""
     service = FakeE2B()
     service.hang_batches = True
+    main = threading.get_ident()
+    watchdog_fired = threading.Event()
+    done = threading.Event()
 
     def interrupt():
         service.batch_started.wait(30)  # set by a slot: run() has queued its programs by now
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # to this thread, not main
+        if not done.wait(60):  # a guard against a hang, not a measurement
+            watchdog_fired.set()
+            signal.pthread_kill(main, signal.SIGINT)
 
     with pytest.raises(KeyboardInterrupt), fake_sandbox(service, workers=2) as sb:
         threading.Thread(target=interrupt, daemon=True).start()
-        sb.run([Program(f"p{i}", "pass") for i in range(40)])
+        try:
+            sb.run([Program(f"p{i}", "pass") for i in range(40)])
+        finally:
+            done.set()
+    assert not watchdog_fired.is_set(), "run() did not notice a SIGINT another thread received"
     assert service.created and sorted(service.killed) == sorted(
         s.sandbox_id for s in service.created
     )

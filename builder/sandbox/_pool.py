@@ -20,7 +20,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 
 from builder.sandbox._pipe import FramedWorker, InfraError
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 GRACE_S = 15.0  # host-side wait beyond the program's timeout before the worker counts as hung
 RESULT_FIELDS = ("status", "duration_s", "stdout", "stderr", "exit_code", "error")
 CLOSED = "sandbox closed"
+WAIT_SLICE_S = 0.25  # how long the main thread blocks at most before it looks at signals
 
 
 @dataclass
@@ -55,12 +56,24 @@ class PooledSandbox(Sandbox):
     _closed = False
 
     def run(self, programs: Sequence[Program]) -> list[ExecResult]:
-        return [job.future.result() for job in self._submit(programs)]
+        jobs = self._submit(programs)
+        for _ in self._completed([job.future for job in jobs]):
+            pass
+        return [job.future.result() for job in jobs]
 
     def run_iter(self, programs: Sequence[Program]) -> Iterator[ExecResult]:
-        futures = [job.future for job in self._submit(programs)]
-        for future in as_completed(futures):
+        for future in self._completed([job.future for job in self._submit(programs)]):
             yield future.result()
+
+    @staticmethod
+    def _completed(futures: list[Future]) -> Iterator[Future]:
+        """The futures as they finish, waiting in slices: a wait with no timeout is a lock that
+        a signal delivered to another thread never interrupts, so Ctrl-C could go unnoticed
+        until every program had finished (the slices let the main thread run its handler)."""
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=WAIT_SLICE_S, return_when=FIRST_COMPLETED)
+            yield from done
 
     def _submit(self, programs: Sequence[Program]) -> list[Job]:
         if self._closed:
@@ -94,6 +107,8 @@ class PooledSandbox(Sandbox):
         """Wait for every slot's first worker (each slot sets its `started` future). A setup that
         cannot work closes the sandbox and fails as a one-line SandboxError."""
         try:
+            for _ in self._completed([slot.started for slot in slots]):
+                pass
             for slot in slots:
                 slot.started.result()
         except BaseException as exc:
