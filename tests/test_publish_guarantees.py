@@ -39,6 +39,25 @@ def test_a_branch_of_its_own_is_made_from_main_and_takes_the_commit(tmp_path):
     assert store.resolve(REPO) == main  # main untouched
 
 
+def test_a_branch_whose_commit_never_lands_shows_no_revision_s_files(tmp_path, monkeypatch):
+    """A run that dies between making its branch and committing to it leaves a branch at the
+    repository's first (empty) commit: never main's files passed off as that checkpoint's."""
+    store = open_store(f"local:{tmp_path / 'store'}")
+    publish(store, REPO, folder_with(tmp_path, "a"), {"n": 1}, "card", "first")
+    main = publish(store, REPO, folder_with(tmp_path, "b"), {"n": 2}, "card", "second",
+                   parent=store.resolve(REPO))  # fmt: skip
+    assert len(store.log(REPO)) == 3 and "manifest.json" in store.list_files(REPO, main)
+
+    def dies(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(store), "commit", dies)
+    with pytest.raises(KeyboardInterrupt):
+        publish(store, REPO, folder_with(tmp_path, "c"), {"n": 3}, "card", "step", branch="step-9")
+    assert store.resolve(REPO, "step-9") == store.log(REPO)[-1].id
+    assert not [f for f in store.list_files(REPO, "step-9") if f != ".gitattributes"]
+
+
 def test_a_new_repository_published_by_another_run_meanwhile_is_a_conflict(tmp_path):
     store = open_store(f"local:{tmp_path / 'store'}")
     publish(store, REPO, folder_with(tmp_path, "a"), {"n": 1}, "card", "theirs")

@@ -174,3 +174,49 @@ def test_an_input_with_no_rows_needs_no_columns_but_one_row_does(tmp_path):
 def _no_witness_left():
     yield
     witness.uninstall()
+
+
+def test_a_run_that_publishes_leaves_no_checkpoint_behind(tmp_path):
+    assert run_cli("run", TINY, "--only", "extract", *args_for(tmp_path)) == 0
+    assert (tmp_path / "work").exists() and not list((tmp_path / "work").glob("*/*"))
+
+
+def test_branch_revisions_publish_off_main_and_list_only_their_own_fingerprint(tmp_path):
+    """What a training step uses to publish checkpoints and to find one to resume from."""
+    recipe = load_recipe(TINY, [a for a in args_for(tmp_path) if a != "--set"])
+    store = open_store(recipe.hub.store)
+    revisions = runner.BranchRevisions(runner.plan_step(recipe, "extract", store), recipe)
+    assert revisions.published("step-") == {}  # no repository yet
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"\x00\x01")
+    revisions.plan.step.card = lambda manifest: f"step {manifest['step']}"  # not tested here
+    facts = {"step": 1}
+    with pytest.raises(StageError, match="branches other than main"):
+        revisions.publish(folder, "main", facts, "on main")
+    first = revisions.publish(folder, "step-1", facts, "step 1")
+    revisions.publish(folder, "other-1", facts, "not a step")
+    found = revisions.published("step-")
+    assert list(found) == ["step-1"] and found["step-1"][0] == first
+    assert found["step-1"][1]["step"] == 1 and found["step-1"][1]["branch"] == "step-1"
+    copies = revisions.fetch(first)
+    assert copies["weights.bin"].read_bytes() == b"\x00\x01" and ".gitattributes" not in copies
+    # Another fingerprint (another limit) does not resume from these branches.
+    changed = [a for a in args_for(tmp_path) if a != "--set"] + ["stages.extract.limit=2"]
+    recipe = load_recipe(TINY, changed)
+    other = runner.BranchRevisions(runner.plan_step(recipe, "extract", store), recipe)
+    assert other.published("step-") == {}
+
+
+def test_stats_of_every_chunk_reach_the_manifest_and_the_stage_is_closed(tmp_path, monkeypatch):
+    """Four files in four chunks: the published `stats` count all of them (not the last
+    chunk's), and the stage's own resources are released when its chunks are done."""
+    closed = []
+    monkeypatch.setattr(ExtractStage, "chunk_size", 1)
+    monkeypatch.setattr(ExtractStage, "close", lambda self: closed.append(self))
+    assert run_cli("run", TINY, "--only", "extract", *args_for(tmp_path)) == 0
+    store = open_store(f"local:{tmp_path / 'store'}")
+    manifest = json.loads(store.read_text("tester/guard-extract", "main", "manifest.json"))
+    files = len(list((tmp_path / "corpus").rglob("*.py")))
+    assert files == 4 and manifest["stats"]["files"] == files
+    assert closed

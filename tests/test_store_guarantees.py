@@ -145,7 +145,8 @@ def test_a_missing_commit_record_is_named(store, tmp_path):
 
 def test_a_record_that_matches_its_id_but_is_no_record_is_damage(store):
     """JSON named by its own SHA-1 but without a tree: refused, not read as a commit."""
-    for text in ("[]", '{"tree": []}', '{"tree": {}, "parent": 3, "title": "t"}'):
+    no_hash = '{"tree": {"a": {"size": 1}}, "title": "t", "message": "", "created_at": ""}'
+    for text in ("[]", '{"tree": []}', '{"tree": {}, "parent": 3, "title": "t"}', no_hash):
         commit_id = hashlib.sha1(text.encode()).hexdigest()
         (repo_dir(store) / "commits" / f"{commit_id}.json").write_text(text)
         (repo_dir(store) / "refs/heads/main").write_text(commit_id)
