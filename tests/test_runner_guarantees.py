@@ -16,8 +16,10 @@ import pytest
 
 from builder.errors import StageError
 from builder.pipeline import runner
+from builder.pipeline.checkpoint import Checkpoint
 from builder.pipeline.executors.local import LocalExecutor
 from builder.pipeline.recipe import load_recipe
+from builder.pipeline.rows import ChunkResult, Drop
 from builder.pipeline.run import run_recipe
 from builder.pipeline.step import Step, StepParams
 from builder.stages.extract import ExtractStage
@@ -220,3 +222,24 @@ def test_stats_of_every_chunk_reach_the_manifest_and_the_stage_is_closed(tmp_pat
     files = len(list((tmp_path / "corpus").rglob("*.py")))
     assert files == 4 and manifest["stats"]["files"] == files
     assert closed
+
+
+def test_a_chunk_counts_as_done_only_with_its_proof_and_every_rows_file_whole(tmp_path, caplog):
+    """A stray file is not a chunk; a rows file lost since (a power cut) makes its chunk be done
+    again, silently; a garbled proof is named, and its chunk's files are removed."""
+    checkpoint = Checkpoint(tmp_path / "work")
+    for index in (0, 1, 2):
+        result = ChunkResult(kept=[{"n": index}, {"n": index + 10}], dropped=[Drop({"n": -1}, "r")])
+        checkpoint.save(index, result, rows_in=3)
+    (checkpoint.chunks / "notes.json").write_text("{}")
+    assert checkpoint.done_chunks() == {0, 1, 2}
+    assert checkpoint.is_done(0) and not checkpoint.is_done(7)
+    kept_1, _, _ = checkpoint._paths(1)
+    kept_1.unlink()
+    assert not checkpoint.is_done(1)
+    _, _, proof_2 = checkpoint._paths(2)
+    proof_2.write_text("{garbled")
+    with caplog.at_level("WARNING"):
+        assert checkpoint.done_chunks() == {0}
+    assert "chunk 2 is damaged" in caplog.text and "chunk 1" not in caplog.text
+    assert not any(path.exists() for path in checkpoint._paths(2))
