@@ -173,7 +173,9 @@ def with_record(bwrap_command, record):
 
 # `builder run ...` with the recording sandbox: python -c DRIVER RECORD_DIR ARGS...
 DRIVER = """
-import sys
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if started
+# from a shell's background job, which ignores SIGINT (and so would this run)
 from builder.sandbox import local
 from tests.test_execute import with_record
 local.bwrap_command = with_record(local.bwrap_command, sys.argv[1])

@@ -373,12 +373,15 @@ def test_sandboxes_are_killed_when_run_is_interrupted():
             watchdog_fired.set()
             signal.pthread_kill(main, signal.SIGINT)
 
+    # As in a terminal: a run started in the background of a shell ignores SIGINT from birth.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     with pytest.raises(KeyboardInterrupt), fake_sandbox(service, workers=2) as sb:
         threading.Thread(target=interrupt, daemon=True).start()
         try:
             sb.run([Program(f"p{i}", "pass") for i in range(40)])
         finally:
             done.set()
+            signal.signal(signal.SIGINT, previous)
     assert not watchdog_fired.is_set(), "run() did not notice a SIGINT another thread received"
     assert service.created and sorted(service.killed) == sorted(
         s.sandbox_id for s in service.created

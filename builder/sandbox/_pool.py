@@ -72,8 +72,14 @@ class PooledSandbox(Sandbox):
         until every program had finished (the slices let the main thread run its handler)."""
         pending = set(futures)
         while pending:
-            done, pending = wait(pending, timeout=WAIT_SLICE_S, return_when=FIRST_COMPLETED)
-            yield from done
+            # done() and not wait()'s answer: wait() never counts a future cancelled with
+            # cancel() (what close() does to queued jobs) as done, nor wakes up for it.
+            finished = {future for future in pending if future.done()}
+            if not finished:
+                wait(pending, timeout=WAIT_SLICE_S, return_when=FIRST_COMPLETED)
+                continue
+            pending -= finished
+            yield from finished
 
     def _submit(self, programs: Sequence[Program]) -> list[Job]:
         if self._closed:
