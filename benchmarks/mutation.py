@@ -75,7 +75,9 @@ OWN_TESTS = {  # tried first for a module's mutants
     "builder/pipeline/chunks.py": (
         "tests/test_runner_guarantees", "tests/test_pipeline", "tests/test_reliability"
     ),
-    "builder/pipeline/checkpoint.py": ("tests/test_reliability", "tests/test_pipeline"),
+    "builder/pipeline/checkpoint.py": (
+        "tests/test_runner_guarantees", "tests/test_reliability", "tests/test_pipeline"
+    ),
     "builder/engines/cache.py": ("tests/test_cache",),
     "builder/stages/execute/verdict_cache.py": ("tests/test_execute",),
 }
@@ -88,10 +90,11 @@ SANDBOX_TESTS = [
     "tests/test_sandbox_local.py::test_asserts_are_on",
     "tests/test_sandbox_local.py::test_humaneval_correct_pass_and_wrong_fail",
 ]
-# Modules coverage cannot see (they run inside bubblewrap): a fixed list of tests.
+# Modules coverage cannot see (they run inside bubblewrap): a fixed list of tests, the quick
+# ones first, then the whole local battery (limits, forks, harness failures, isolation).
 UNMEASURED = {
-    "builder/sandbox/_worker.py": SANDBOX_TESTS,
-    "builder/sandbox/_child.py": SANDBOX_TESTS,
+    "builder/sandbox/_worker.py": [*SANDBOX_TESTS, "tests/test_sandbox_local.py"],
+    "builder/sandbox/_child.py": [*SANDBOX_TESTS, "tests/test_sandbox_local.py"],
 }
 PLUGIN = """
 import os

@@ -146,3 +146,21 @@ def test_a_hole_in_the_samples_is_filled_alone(recording, tmp_path):
     assert [c.text for c in results[0]] == ["kept0", "p#1", "kept2", "p#3"]
     assert (counts.hits, counts.misses) == (2, 2)
     cache.close()
+
+
+def test_both_caches_make_their_folders_and_reopen_what_they_stored(tmp_path):
+    """A first run on a new work folder: no folder for the caches exists yet."""
+    from builder.stages.execute.verdict_cache import VerdictCache
+
+    completions = tmp_path / "new" / "cache" / "completions.sqlite"
+    with CompletionCache(completions) as cache:
+        assert cache.count() == 0
+    with CompletionCache(completions) as cache:
+        assert cache.count() == 0
+    verdicts = tmp_path / "other" / "cache" / "execute.sqlite"
+    cache = VerdictCache(verdicts)
+    verdict = {"status": "pass", "duration_s": 0.1, "stdout": "", "stderr": "", "exit_code": 0,
+               "error": ""}  # fmt: skip
+    cache.put_many({"k": verdict})
+    cache.close()
+    assert VerdictCache(verdicts).get_many(["k", "other"])["k"]["status"] == "pass"

@@ -226,20 +226,25 @@ def test_stats_of_every_chunk_reach_the_manifest_and_the_stage_is_closed(tmp_pat
 
 def test_a_chunk_counts_as_done_only_with_its_proof_and_every_rows_file_whole(tmp_path, caplog):
     """A stray file is not a chunk; a rows file lost since (a power cut) makes its chunk be done
-    again, silently; a garbled proof is named, and its chunk's files are removed."""
+    again, silently; a garbled proof, or a rows file that holds other rows than its proof
+    counts, is named, and its chunk's files are removed."""
     checkpoint = Checkpoint(tmp_path / "work")
-    for index in (0, 1, 2):
+    for index in (0, 1, 2, 3):
         result = ChunkResult(kept=[{"n": index}, {"n": index + 10}], dropped=[Drop({"n": -1}, "r")])
         checkpoint.save(index, result, rows_in=3)
+    other = Checkpoint(tmp_path / "other")
+    other.save(3, ChunkResult(kept=[{"n": 1}, {"n": 2}, {"n": 3}]), rows_in=3)
     (checkpoint.chunks / "notes.json").write_text("{}")
-    assert checkpoint.done_chunks() == {0, 1, 2}
+    assert checkpoint.done_chunks() == {0, 1, 2, 3}
     assert checkpoint.is_done(0) and not checkpoint.is_done(7)
     kept_1, _, _ = checkpoint._paths(1)
     kept_1.unlink()
     assert not checkpoint.is_done(1)
     _, _, proof_2 = checkpoint._paths(2)
     proof_2.write_text("{garbled")
+    other._paths(3)[0].replace(checkpoint._paths(3)[0])
     with caplog.at_level("WARNING"):
         assert checkpoint.done_chunks() == {0}
     assert "chunk 2 is damaged" in caplog.text and "chunk 1" not in caplog.text
-    assert not any(path.exists() for path in checkpoint._paths(2))
+    assert "0000003.kept.parquet holds 3 rows, its proof says 2" in caplog.text
+    assert not any(path.exists() for index in (2, 3) for path in checkpoint._paths(index))

@@ -98,8 +98,8 @@ class Checkpoint:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def save(self, index: int, result: ChunkResult, rows_in: int, worker: str = "") -> dict:
-        """Write chunk `index`; returns its counts. `worker` says where it ran (host:pid)."""
+    def save(self, index: int, result: ChunkResult, rows_in: int, worker: str = "") -> None:
+        """Write chunk `index` and its proof. `worker` says where it ran (host:pid)."""
         kept_path, dropped_path, _ = self._paths(index)
         write_rows(kept_path, result.kept)
         write_rows(dropped_path, [d.as_row() for d in result.dropped])
@@ -113,7 +113,6 @@ class Checkpoint:
             "sha256": {p.name: _sha256(p) for p in (kept_path, dropped_path) if p.exists()},
         }
         _atomic_json(self._paths(index)[2], counts)
-        return counts
 
     def counts(self, index: int) -> dict:
         return json.loads(self._paths(index)[2].read_text())
