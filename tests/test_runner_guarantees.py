@@ -136,6 +136,9 @@ def test_a_run_returns_the_revisions_that_are_current_afterwards(tmp_path):
     heads = {s: store.resolve(f"tester/guard-{s}") for s in ("extract", "filter")}
     assert first == heads
     assert run_recipe(recipe, ["extract", "filter"]) == heads  # up to date: the same
+    # Each commit says what it was made from: the pinned input revision.
+    title = store.log("tester/guard-filter")[0].title
+    assert title.startswith("filter: ") and f"tester/guard-extract@{heads['extract']}" in title
 
 
 def test_run_step_closes_the_executor_it_made_and_not_one_it_was_given(tmp_path, monkeypatch):
@@ -248,3 +251,15 @@ def test_a_chunk_counts_as_done_only_with_its_proof_and_every_rows_file_whole(tm
     assert "chunk 2 is damaged" in caplog.text and "chunk 1" not in caplog.text
     assert "0000003.kept.parquet holds 3 rows, its proof says 2" in caplog.text
     assert not any(path.exists() for index in (2, 3) for path in checkpoint._paths(index))
+
+
+def test_a_stage_whose_rows_lack_a_column_it_declares_fails_naming_it(tmp_path):
+    from types import SimpleNamespace
+
+    from builder.pipeline.chunks import write_outputs
+
+    checkpoint = Checkpoint(tmp_path / "work")
+    checkpoint.save(0, ChunkResult(kept=[{"a": 1, "b": 2}]), rows_in=1)
+    stage = SimpleNamespace(name="adder", adds=("b", "c"), finalize=lambda rows: rows)
+    with pytest.raises(StageError, match=r"stage 'adder' output lacks columns \['c'\]"):
+        write_outputs(stage, checkpoint, [0], tmp_path / "out")
