@@ -309,3 +309,20 @@ def test_wrong_programs_really_fail_in_plain_python():
     with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
         codes = list(pool.map(plain, wrong))
     assert [p.id for p, code in zip(wrong, codes) if code == 0] == []
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "while True:\n    pass\n",  # SIGXCPU at the soft limit
+        "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass\n",
+    ],
+    ids=["busy loop", "busy loop ignoring SIGXCPU"],  # SIGKILL at the hard limit
+)
+def test_the_cpu_limit_stops_a_busy_loop_long_before_the_clock(code):
+    """The battery's busy loops accept either limit (which fires first depends on the load);
+    here the clock is 60 s away, so the CPU limit's own verdict must name it."""
+    with local_sandbox(SandboxLimits(timeout_s=60, cpu_time_s=1), workers=1) as sb:
+        [result] = sb.run([Program("spin", code)])
+    assert result.status == "timeout", result
+    assert result.error == "exceeded the CPU time limit of 1s", result
