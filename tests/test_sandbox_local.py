@@ -326,3 +326,23 @@ def test_the_cpu_limit_stops_a_busy_loop_long_before_the_clock(code):
         [result] = sb.run([Program("spin", code)])
     assert result.status == "timeout", result
     assert result.error == "exceeded the CPU time limit of 1s", result
+
+
+def test_a_program_runs_as_python_would_run_its_file():
+    """What `python solution.py` gives a program: its source on disk (inspect, tracebacks), its
+    own `__file__`, `__main__` in sys.modules (pickle, multiprocessing), no future flags of the
+    harness's, and a SyntaxError's traceback on stderr."""
+    programs = {
+        "source": "import inspect\ndef f():\n    return 1\n"
+        "assert 'return 1' in inspect.getsource(f)\n",
+        "file": "assert __file__.endswith('solution.py'), __file__\n",
+        "main": "import pickle\ndef f():\n    pass\nassert pickle.loads(pickle.dumps(f)) is f\n",
+        "annotations": "def f(x: int):\n    pass\nassert f.__annotations__['x'] is int\n",
+    }
+    with local_sandbox(SandboxLimits(timeout_s=30), workers=1) as sb:
+        results = sb.run([Program(k, code) for k, code in programs.items()])
+        [syntax] = sb.run([Program("syntax", "def broken(:\n    pass\n")])
+    assert {p: r.status for p, r in zip(programs, results)} == dict.fromkeys(programs, "pass"), [
+        r.stderr for r in results
+    ]
+    assert syntax.status == "error" and "SyntaxError" in syntax.stderr, syntax
