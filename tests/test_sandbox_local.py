@@ -346,3 +346,15 @@ def test_a_program_runs_as_python_would_run_its_file():
         r.stderr for r in results
     ]
     assert syntax.status == "error" and "SyntaxError" in syntax.stderr, syntax
+
+
+def test_sysv_ipc_left_behind_recycles_the_worker_before_the_next_program():
+    """SysV IPC objects outlive their process, and a wipe of /tmp does not reach them: the
+    worker that ran such a program is replaced, and the next program sees none."""
+    leftover = "import ctypes\nassert ctypes.CDLL(None).shmget(0, 1 << 20, 0o1600) >= 0\n"
+    probe = "assert open('/proc/sysvipc/shm').read().count('\\n') == 1\n"
+    with local_sandbox(TIGHT, workers=1) as sb:
+        before = sb.worker_pids()
+        results = sb.run([Program("leftover", leftover), Program("probe", probe)])
+        assert [r.status for r in results] == ["pass", "pass"], results
+        assert sb.worker_pids() != before
