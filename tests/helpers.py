@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -83,3 +84,21 @@ def export_rows(store_uri: str, ref: str, tmp_path: Path, split: str = "train") 
     out = tmp_path / f"export-{split}.jsonl"
     assert run_cli("store", "export", ref, out, "--store", store_uri, "--split", split) == 0
     return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def record_flushes_and_renames(monkeypatch) -> list[tuple[str, str]]:
+    """("fsync", path) and ("rename", target) events, in order, until monkeypatch.undo()."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def replace(source, target):
+        events.append(("rename", str(target)))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return events

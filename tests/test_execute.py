@@ -126,16 +126,8 @@ def test_kill_9_mid_execute_then_rerun_executes_nothing_twice(tmp_path):
     args = [*witnessed(store_uri, tmp_path), "--set", "stages.execute.batch_size=4",
             "--set", "stages.execute.workers=2"]  # fmt: skip
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
-    process = subprocess.Popen(
-        witness.command(first, ["run", TINY, "--only", "execute", *args], pause="program:8"),
-        cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        witness.wait_until(first, lambda r: witness.paused(r, "program"), process,
-                           "the sandbox to pause")  # fmt: skip
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    witness.kill_9_when_paused(first, ["run", TINY, "--only", "execute", *args], "program:8",
+                               "the sandbox to pause")  # fmt: skip
     ran = witness.counted(first, "program", "done")
     assert len(ran) == 8 and witness.counted(first, "program") == ran  # none in flight
 

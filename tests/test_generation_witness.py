@@ -8,10 +8,7 @@ records, not from the cache counts the stages report about themselves."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -22,7 +19,7 @@ from builder.stages.generation.library import fewshot_examples
 from builder.stages.generation.prompting import render_concepts
 from builder.store import open_store
 from tests import witness
-from tests.helpers import ROOT, TINY, export_rows, run_cli, write_corpus
+from tests.helpers import TINY, export_rows, run_cli, write_corpus
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
 CHAIN = ("judge", "concepts", "instructions", "responses", "execute", "select")
@@ -145,16 +142,8 @@ def test_kill_9_during_responses_then_rerun_asks_for_each_sample_once(tmp_path):
     args = settings(tmp_path, "killed") + ["--set", "stages.responses.n=3"]
     publish_instructions(tmp_path, "tester/killed-instructions")
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
-    process = subprocess.Popen(
-        witness.command(first, ["run", TINY, "--only", "responses", *args], pause="sample:9"),
-        cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        witness.wait_until(first, lambda r: witness.paused(r, "sample"), process,
-                           "the engine to pause")  # fmt: skip
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)  # no cleanup of any kind
-        process.wait()
+    witness.kill_9_when_paused(first, ["run", TINY, "--only", "responses", *args], "sample:9",
+                               "the engine to pause")  # fmt: skip
     done = witness.counted(first, "sample", "done")
     assert len(done) == 9 and witness.counted(first, "sample") == done  # none in flight
     assert not open_store(f"local:{tmp_path / 'store'}").repo_exists("tester/killed-responses")

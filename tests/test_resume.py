@@ -6,16 +6,13 @@ each chunk written down as it starts and ends, in a file that survives the kill)
 runner's own log. The kill is synchronised on that file: the run's two workers stop before
 their next chunk once some chunks are done, and the test kills them there."""
 
-import os
-import signal
-import subprocess
 import sysconfig
 from collections import Counter
 from pathlib import Path
 
 from builder.store import open_store
 from tests import witness
-from tests.helpers import ROOT, TINY, export_rows, run_cli
+from tests.helpers import TINY, export_rows, run_cli
 
 DONE_BEFORE_KILL = 2  # chunks (of 200 files) finished before the workers stop
 
@@ -39,17 +36,10 @@ def test_kill_9_mid_extract_then_rerun_equals_an_uninterrupted_run(store_uri, tm
     work = tmp_path / "work"
     args = settings(name, store_uri, work, source)
     first, second, clean_witness = (tmp_path / f"{n}.jsonl" for n in ("first", "second", "clean"))
-    process = subprocess.Popen(
-        witness.command(first, ["run", TINY, "--only", "extract", *args], steps=["extract"],
-                        pause=f"chunk:{DONE_BEFORE_KILL}"),
-        cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:  # both workers stopped before their next chunk: every chunk they finished is saved
-        witness.wait_until(first, lambda r: witness.paused(r, "chunk") == 2, process,
-                           "both workers to pause")  # fmt: skip
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)  # the runner and its workers, with no cleanup
-        process.wait()
+    # Killed once both workers stopped before their next chunk: every chunk they finished is saved.
+    witness.kill_9_when_paused(first, ["run", TINY, "--only", "extract", *args],
+                               f"chunk:{DONE_BEFORE_KILL}", "both workers to pause", processes=2,
+                               steps=["extract"])  # fmt: skip
     done_before = witness.counted(first, "chunk", "done")
     assert witness.counted(first, "chunk", "start") == done_before  # nothing was in flight
     assert sum(done_before.values()) >= DONE_BEFORE_KILL

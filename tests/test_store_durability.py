@@ -17,7 +17,7 @@ import pytest
 
 from builder.store import DiskError, open_store
 from builder.store.repair import verify_repo
-from tests.helpers import TINY, export_rows, run_cli, write_corpus
+from tests.helpers import TINY, export_rows, record_flushes_and_renames, run_cli, write_corpus
 
 REPO = "tester/crash"
 
@@ -199,19 +199,7 @@ def test_a_crash_at_any_step_of_a_stage_publish_then_the_rerun_publishes_once(tm
 def test_objects_and_their_folder_are_flushed_before_the_commit_record(tmp_path, monkeypatch):
     store, files = a_repo(tmp_path)
     repo_dir = tmp_path / "store/datasets" / REPO
-    events = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd):
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
-        return real_fsync(fd)
-
-    def replace(source, target):
-        events.append(("rename", str(target)))
-        return real_replace(source, target)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
+    events = record_flushes_and_renames(monkeypatch)
     commit = store.commit(REPO, files, "second", parent=store.resolve(REPO))
     monkeypatch.undo()
 

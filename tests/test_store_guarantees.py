@@ -18,6 +18,7 @@ import pytest
 from builder.errors import RevisionNotFound, StoreError
 from builder.store import DamagedStore, open_store
 from builder.store.files import ObjectState, check_object, disk_errors, write_atomic
+from tests.helpers import record_flushes_and_renames
 
 REPO = "tester/guarantees"
 
@@ -212,24 +213,6 @@ def test_new_folders_of_a_repository_are_flushed_with_it(tmp_path, monkeypatch):
     complete = events.index(("rename", str(folder / "repo.json")))
     for needed in (folder / "refs", folder.parent, folder.parent.parent):
         assert ("fsync", str(needed)) in events[complete:], needed
-
-
-def record_flushes_and_renames(monkeypatch) -> list[tuple[str, str]]:
-    """("fsync", path) and ("rename", target) events, in order, until monkeypatch.undo()."""
-    events = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd):
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
-        return real_fsync(fd)
-
-    def replace(source, target):
-        events.append(("rename", str(target)))
-        return real_replace(source, target)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
-    return events
 
 
 def test_an_object_left_by_a_dead_process_is_flushed_with_its_folder_before_the_record(

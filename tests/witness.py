@@ -29,6 +29,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -112,6 +114,25 @@ def wait_until(path: str | Path, condition, process, what: str, guard_s: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
         time.sleep(0.02)
+
+
+def kill_9_when_paused(path: str | Path, args, pause: str, what: str, processes: int = 1,
+                       steps=()) -> None:
+    """Run `builder ARGS` witnessed, pausing before item `pause` ("kind:N"); once `processes`
+    of its processes wait there, kill -9 the run and everything it started (no cleanup of any
+    kind). What finished before the pause is in the witness file at `path`."""
+    from tests.helpers import ROOT
+
+    kind = pause.split(":")[0]
+    process = subprocess.Popen(
+        command(path, args, steps=steps, pause=pause), cwd=ROOT, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_until(path, lambda r: paused(r, kind) >= processes, process, what)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def paused(records: list[dict], kind: str) -> int:
