@@ -5,19 +5,15 @@ the `transformers` backend and with `vllm` (its CPU build; skipped only where it
 
 import json
 import logging
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from builder.store import open_store
-from tests.helpers import FAST_VLLM, ROOT, TINY, export_rows, needs_vllm, run_cli, write_corpus
+from tests import witness
+from tests.helpers import FAST_VLLM, TINY, export_rows, needs_vllm, run_cli, write_corpus
 
 GENERATION = ("judge", "concepts", "instructions", "responses")
 
@@ -258,7 +254,6 @@ def test_stages_on_real_rows_and_reruns_ask_only_for_what_changed(tiny_model, tm
 @pytest.mark.parametrize(
     "backend",
     [
-        # One sequence at a time, so that the kill lands while samples are still coming.
         pytest.param(["--set", "engine.batch_size=1"], id="transformers"),
         pytest.param(
             VLLM + ["--set", "engine.vllm_options.max_num_seqs=1"], id="vllm", marks=needs_vllm
@@ -277,24 +272,16 @@ def test_kill_9_during_responses_then_rerun_requests_nothing_twice(
         [{"instruction_id": f"i{k}", "instruction": text} for k, text in enumerate(INSTRUCTIONS)],
     )
     total = len(INSTRUCTIONS) * 3
-    log = tmp_path / "killed-run.log"  # a file, not a pipe: vLLM logs more than a pipe holds
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "builder", "run", str(TINY), "--only", "responses", *args],
-            cwd=ROOT,
-            start_new_session=True,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 180
-    while cached_rows(tmp_path) < 4:
-        assert process.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, "responses made no progress"
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)  # no cleanup of any kind
-    process.wait()
+    # The real engine runs; the witness only stops it before its third request's samples are
+    # stored (a kill timed by polling lost the race to a fast tiny model), then it is killed -9.
+    witness.kill_9_when_paused(
+        tmp_path / "witness.jsonl",
+        ["run", TINY, "--only", "responses", *args],
+        "stored:2",
+        "two requests stored",
+    )
     at_kill = cached_rows(tmp_path)
-    assert 4 <= at_kill < total, "the run finished before it could be killed"
+    assert at_kill == 2 * 3, "each stored request holds its 3 samples, and nothing more"
     assert not open_store(f"local:{tmp_path / 'store'}").repo_exists("tester/killed-responses")
 
     assert run_cli("run", TINY, "--only", "responses", *args) == 0

@@ -13,6 +13,9 @@ survives `kill -9` of the process that wrote it. A record is `{"kind", "event", 
   handed to the pool, `done` when its verdict is in; key = digest of its code.
 - kind `chunk` (`Witnessed_<step>`, a row stage wrapped): `start`/`done` around `process`;
   key = digest of the chunk's rows.
+- kind `stored` (the real completion cache, with any real engine; only when a pause names
+  `stored`): `done` once `CompletionCache.put` has committed one request's samples; key = the
+  request's cache key. A test kills a real vLLM or transformers run at a known cache state.
 
 Kills are synchronised on the file, never on sleeps: with `pause="sample:6"` the witness, before
 it starts an item of that kind, stops once the file holds 6 `done` records of it, writes a
@@ -38,6 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from builder.engines.base import Completion, Engine, cut_at_stop
+from builder.engines.cache import CompletionCache
 from builder.registry import ENGINES, SANDBOXES, STEPS
 from builder.sandbox.local import LocalSandbox
 from builder.stages.generation.library import fewshot_examples
@@ -49,6 +53,7 @@ ANSWERS_ENV = "BUILDER_TEST_WITNESS_ANSWERS"  # JSON [[needle, completion], ...]
 PAUSE_GUARD_S = 600  # a paused witness gives up after this (a test that forgot to kill it)
 
 _ORIGINAL_STEPS = dict(STEPS.entries)  # before any install: what Witnessed_<step> wraps
+_ORIGINAL_PUT = CompletionCache.put
 
 
 # ----------------------------------------------------------------------------- the file
@@ -103,13 +108,18 @@ def _pause(kind: str) -> None:
         time.sleep(0.05)
 
 
-def wait_until(path: str | Path, condition, process, what: str, guard_s: float = 300) -> None:
+def wait_until(path: str | Path, condition, process, what: str, guard_s: float = 300,
+               log: Path | None = None) -> None:
     """Poll the witness file until `condition(records)` holds; fails at once if `process`
-    ended. The guard only keeps a broken test from hanging: nothing is timed."""
+    ended (showing the end of its stderr, or of `log` where it writes there). The guard only
+    keeps a broken test from hanging: nothing is timed."""
     deadline = time.monotonic() + guard_s
     while not condition(read(path)):
         if process.poll() is not None:
-            stderr = process.stderr.read().decode()[-3000:] if process.stderr else ""
+            if log is not None:
+                stderr = log.read_text(errors="replace")[-3000:]
+            else:
+                stderr = process.stderr.read().decode()[-3000:] if process.stderr else ""
             raise AssertionError(f"the run ended before {what} (exit {process.returncode}):\n{stderr}")
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
@@ -156,6 +166,8 @@ def install(path: str | Path, steps=(), pause: str | None = None, answers=None) 
     SANDBOXES.entries["witness"] = f"{__name__}:WitnessSandbox"
     for step in steps:
         STEPS.entries[step] = f"{__name__}:Witnessed_{step}"
+    if pause and pause.startswith("stored:"):
+        CompletionCache.put = _witnessed_put
 
 
 def uninstall() -> None:
@@ -164,6 +176,7 @@ def uninstall() -> None:
     ENGINES.entries.pop("witness", None)
     SANDBOXES.entries.pop("witness", None)
     STEPS.entries.update(_ORIGINAL_STEPS)
+    CompletionCache.put = _ORIGINAL_PUT
 
 
 @contextmanager
@@ -257,6 +270,14 @@ def answer(prompt: str, index: int) -> str:
 
 def _by_digest(examples, text: str):
     return examples[int(digest(text), 16) % len(examples)]
+
+
+def _witnessed_put(self, key: str, samples, model: str) -> int:
+    """The real cache's put, paused before it and recorded once committed (kind `stored`)."""
+    _pause("stored")
+    stored = _ORIGINAL_PUT(self, key, samples, model)
+    record("stored", "done", key)
+    return stored
 
 
 # ------------------------------------------------------------------------------ sandbox
