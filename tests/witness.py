@@ -130,16 +130,20 @@ def kill_9_when_paused(path: str | Path, args, pause: str, what: str, processes:
                        steps=()) -> None:
     """Run `builder ARGS` witnessed, pausing before item `pause` ("kind:N"); once `processes`
     of its processes wait there, kill -9 the run and everything it started (no cleanup of any
-    kind). What finished before the pause is in the witness file at `path`."""
+    kind). What finished before the pause is in the witness file at `path`; the run's output
+    is in `<path>.log` (a file, not a pipe: vLLM logs more than a pipe holds, and a full pipe
+    would stop the run short of its pause)."""
     from tests.helpers import ROOT
 
     kind = pause.split(":")[0]
-    process = subprocess.Popen(
-        command(path, args, steps=steps, pause=pause), cwd=ROOT, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    log = Path(f"{path}.log")
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            command(path, args, steps=steps, pause=pause), cwd=ROOT, start_new_session=True,
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
-        wait_until(path, lambda r: paused(r, kind) >= processes, process, what)
+        wait_until(path, lambda r: paused(r, kind) >= processes, process, what, log=log)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
