@@ -145,7 +145,10 @@ def kill_9_when_paused(path: str | Path, args, pause: str, what: str, processes:
     try:
         wait_until(path, lambda r: paused(r, kind) >= processes, process, what, log=log)
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it ended on its own: wait_until says why
+            pass
         process.wait()
 
 
