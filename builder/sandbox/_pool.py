@@ -20,7 +20,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from builder.sandbox._pipe import FramedWorker, InfraError
@@ -57,29 +57,12 @@ class PooledSandbox(Sandbox):
 
     def run(self, programs: Sequence[Program]) -> list[ExecResult]:
         jobs = self._submit(programs)
-        for _ in self._completed([job.future for job in jobs]):
-            pass
+        wait_all([job.future for job in jobs])
         return [job.future.result() for job in jobs]
 
     def run_iter(self, programs: Sequence[Program]) -> Iterator[ExecResult]:
-        for future in self._completed([job.future for job in self._submit(programs)]):
+        for future in completed([job.future for job in self._submit(programs)]):
             yield future.result()
-
-    @staticmethod
-    def _completed(futures: list[Future]) -> Iterator[Future]:
-        """The futures as they finish, waiting in slices: a wait with no timeout is a lock that
-        a signal delivered to another thread never interrupts, so Ctrl-C could go unnoticed
-        until every program had finished (the slices let the main thread run its handler)."""
-        pending = set(futures)
-        while pending:
-            # done() and not wait()'s answer: wait() never counts a future cancelled with
-            # cancel() (what close() does to queued jobs) as done, nor wakes up for it.
-            finished = {future for future in pending if future.done()}
-            if not finished:
-                wait(pending, timeout=WAIT_SLICE_S, return_when=FIRST_COMPLETED)
-                continue
-            pending -= finished
-            yield from finished
 
     def _submit(self, programs: Sequence[Program]) -> list[Job]:
         if self._closed:
@@ -113,8 +96,7 @@ class PooledSandbox(Sandbox):
         """Wait for every slot's first worker (each slot sets its `started` future). A setup that
         cannot work closes the sandbox and fails as a one-line SandboxError."""
         try:
-            for _ in self._completed([slot.started for slot in slots]):
-                pass
+            wait_all([slot.started for slot in slots])
             for slot in slots:
                 slot.started.result()
         except BaseException as exc:
@@ -123,6 +105,30 @@ class PooledSandbox(Sandbox):
                 raise
             reason = " ".join(str(exc).split())  # one line, whatever the tool printed
             raise SandboxError(f"the {self.name} sandbox cannot start: {reason}{hint}") from None
+
+
+def completed(futures: list[Future]) -> Iterator[Future]:
+    """The futures as they finish. Each tells a queue when it is done, which a future cancelled
+    with cancel() (what close() does to queued jobs) does too, while concurrent.futures.wait()
+    never counts it as done. The queue is read in slices: a wait with no timeout is a lock
+    that a signal delivered to another thread never interrupts, so Ctrl-C could go unnoticed
+    until every program had finished (the slices let the main thread run its handler)."""
+    finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
+    for future in futures:
+        future.add_done_callback(finished.put)  # at once for one already done
+    for _ in futures:
+        while True:
+            try:
+                future = finished.get(timeout=WAIT_SLICE_S)
+            except queue.Empty:
+                continue
+            yield future
+            break
+
+
+def wait_all(futures: list[Future]) -> None:
+    for _ in completed(futures):
+        pass
 
 
 def checked_python_paths(python_paths: Sequence[str]) -> tuple[str, ...]:
