@@ -6,9 +6,6 @@ cleaned, the revisions a run ends with, and executors closed by whoever made the
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -25,7 +22,7 @@ from builder.pipeline.step import Step, StepParams
 from builder.stages.extract import ExtractStage
 from builder.store import open_store
 from tests import witness
-from tests.helpers import ROOT, TINY, export_rows, run_cli, write_corpus
+from tests.helpers import TINY, export_rows, run_cli, write_corpus
 
 
 def args_for(tmp_path, name="guard"):
@@ -102,17 +99,9 @@ def test_two_runs_of_one_stage_at_once_are_refused(tmp_path, caplog):
     its first chunk); a second run of the same stage is refused, not run beside it."""
     args = args_for(tmp_path)
     record = tmp_path / "first.jsonl"
-    process = subprocess.Popen(
-        witness.command(record, ["run", TINY, "--only", "extract", *args], steps=["extract"],
-                        pause="chunk:0"),
-        cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        witness.wait_until(record, lambda r: witness.paused(r, "chunk"), process, "the pause")
+    with witness.paused_run(record, ["run", TINY, "--only", "extract", *args], "chunk:0",
+                            "the pause", steps=["extract"]):  # fmt: skip
         assert run_cli("run", TINY, "--only", "extract", *args) == 2
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
     assert "another run is working in" in caplog.text
     assert not open_store(f"local:{tmp_path / 'store'}").repo_exists("tester/guard-extract")
 

@@ -108,31 +108,28 @@ def _pause(kind: str) -> None:
         time.sleep(0.05)
 
 
-def wait_until(path: str | Path, condition, process, what: str, guard_s: float = 300,
-               log: Path | None = None) -> None:
-    """Poll the witness file until `condition(records)` holds; fails at once if `process`
-    ended (showing the end of its stderr, or of `log` where it writes there). The guard only
-    keeps a broken test from hanging: nothing is timed."""
+def wait_until(path: str | Path, condition, process, what: str, log: Path,
+               guard_s: float = 300) -> None:
+    """Poll the witness file until `condition(records)` holds; fails at once, with the end of
+    `log` (where the run writes), if `process` ended. The guard only keeps a broken test from
+    hanging: nothing is timed."""
     deadline = time.monotonic() + guard_s
     while not condition(read(path)):
         if process.poll() is not None:
-            if log is not None:
-                stderr = log.read_text(errors="replace")[-3000:]
-            else:
-                stderr = process.stderr.read().decode()[-3000:] if process.stderr else ""
-            raise AssertionError(f"the run ended before {what} (exit {process.returncode}):\n{stderr}")
+            output = log.read_text(errors="replace")[-3000:]
+            raise AssertionError(f"the run ended before {what} (exit {process.returncode}):\n{output}")
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
         time.sleep(0.02)
 
 
-def kill_9_when_paused(path: str | Path, args, pause: str, what: str, processes: int = 1,
-                       steps=()) -> None:
-    """Run `builder ARGS` witnessed, pausing before item `pause` ("kind:N"); once `processes`
-    of its processes wait there, kill -9 the run and everything it started (no cleanup of any
-    kind). What finished before the pause is in the witness file at `path`; the run's output
-    is in `<path>.log` (a file, not a pipe: vLLM logs more than a pipe holds, and a full pipe
-    would stop the run short of its pause)."""
+@contextmanager
+def paused_run(path: str | Path, args, pause: str, what: str, processes: int = 1, steps=()):
+    """Run `builder ARGS` witnessed, pausing before item `pause` ("kind:N"); the block runs once
+    `processes` of its processes wait there, and then the run and everything it started are
+    killed -9 (no cleanup of any kind). What finished before the pause is in the witness file
+    at `path`; the run's output is in `<path>.log` (a file, not a pipe: vLLM logs more than a
+    pipe holds, and a full pipe would stop the run short of its pause)."""
     from tests.helpers import ROOT
 
     kind = pause.split(":")[0]
@@ -143,13 +140,21 @@ def kill_9_when_paused(path: str | Path, args, pause: str, what: str, processes:
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        wait_until(path, lambda r: paused(r, kind) >= processes, process, what, log=log)
+        wait_until(path, lambda r: paused(r, kind) >= processes, process, what, log)
+        yield
     finally:
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:  # it ended on its own: wait_until says why
             pass
         process.wait()
+
+
+def kill_9_when_paused(path: str | Path, args, pause: str, what: str, processes: int = 1,
+                       steps=()) -> None:
+    """`paused_run` with nothing done during the pause: the run is killed -9 there."""
+    with paused_run(path, args, pause, what, processes, steps):
+        pass
 
 
 def paused(records: list[dict], kind: str) -> int:
