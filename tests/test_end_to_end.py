@@ -1,6 +1,6 @@
 """The README's quick start, as a new user runs it: `builder tiny-model DIR` (fitted with the
 train step on the pipeline's formats), then `builder run hub_configs/tiny.yaml`. Every step
-publishes rows (a few dozen through `select`), the model repository gets checkpoint branches,
+publishes rows (about two dozen through `select`), the model repository gets checkpoint branches,
 the evaluation results exist, and a second run publishes nothing."""
 
 from __future__ import annotations
