@@ -57,6 +57,7 @@ def recipe(tmp_path: Path, tiny_model, name: str) -> list[str]:
     settings = {
         "name": name, "hub.store": f"local:{tmp_path / 'store'}", "hub.namespace": "tester",
         "work_dir": tmp_path / "work", "model": tiny_model, "engine.cpu_threads": 1,
+        "stop_when_empty": False,  # a random model's responses keep nothing: go on to execute
         "stages.responses.input": "instructions", "stages.responses.n": 2,
         "stages.responses.num_fewshots": 0, "stages.responses.max_tokens": 16,
         "stages.responses.chunk_size": 2,

@@ -63,8 +63,10 @@ def test_another_sandbox_makes_execute_stale(tmp_path, recipe_args, capsys):
 def test_other_weights_make_a_generation_stage_stale(tmp_path, recipe_args, tiny_model, capsys):
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
+    # a random model: its judge keeps nothing, and the run goes on (stop_when_empty: false)
     args = recipe_args + ["--set", f"model={model}", "--set", "stages.judge.input=extract",
-                          "--set", "stages.judge.num_fewshots=1"]  # fmt: skip
+                          "--set", "stages.judge.num_fewshots=1",
+                          "--set", "stop_when_empty=false"]  # fmt: skip
     assert run_cli("run", TINY, "--only", "extract,judge", *args) == 0
     store = open_store(f"local:{tmp_path / 'store'}")
     first = store.resolve("tester/stale-judge")

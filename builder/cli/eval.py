@@ -71,7 +71,9 @@ def register(subparsers) -> None:
     gen.add_argument("--max-tokens", type=int, default=512)
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument(
-        "--template", default="sc2-instruct", help="prompt template (prompts/instruct.yaml)"
+        "--template",
+        default="sc2-instruct",
+        help="prompt template (prompts/instruct.yaml), or `chat`: the model's own chat template",
     )
     gen.add_argument("--batch-size", type=int, default=8, help="transformers engine batch size")
     gen.add_argument("--limit", type=int, help="only the first N tasks of each benchmark")
@@ -161,7 +163,8 @@ def _evaluate_model(args):
     for name, problem in out_of_range(params):
         raise BuilderError(f"--{name.replace('_', '-')} {problem}")
     recipe = Recipe(
-        name=Path(model.rstrip("/")).name, model=model, path="(builder eval)",
+        name=Path(model.rstrip("/")).name.removesuffix(".gguf"), model=model,
+        path="(builder eval)",
         hub=HubConfig(store=args.store, private=not args.public), stages={"eval": params},
     )  # fmt: skip
     plan = plan_step(recipe, "eval", open_store(args.store))

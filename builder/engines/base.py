@@ -32,14 +32,20 @@ class Sampling:
     top_p: float = 1.0
     max_tokens: int = 512
     stop: tuple[str, ...] = ()
+    # The log-probabilities of the `logprobs` likeliest first tokens, with each completion
+    # (`Completion.first_logprobs`; 0: none). What a scoring judge reads.
+    logprobs: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "temperature": self.temperature,
             "top_p": self.top_p,
             "max_tokens": self.max_tokens,
             "stop": list(self.stop),
         }
+        if self.logprobs:  # absent otherwise: earlier cache keys stay the same
+            data["logprobs"] = self.logprobs
+        return data
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,8 @@ class Completion:
     cached_prompt_tokens: int = 0  # prompt tokens served from a prefix cache, when reported
     error: str = ""
     error_kind: str = ""  # for finish_reason == "error": e.g. prompt_too_long, request_failed
+    # token text -> log-probability, for the likeliest first tokens (Sampling.logprobs > 0)
+    first_logprobs: dict[str, float] | None = None
 
     @property
     def ok(self) -> bool:

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS completions (
     prompt_tokens INTEGER NOT NULL,
     model TEXT NOT NULL,
     created_at REAL NOT NULL,
+    logprobs TEXT,
     PRIMARY KEY (key, sample_index)
 ) WITHOUT ROWID
 """
@@ -76,13 +77,16 @@ class CompletionCache:
             return {}
         marks = ",".join("?" * len(wanted))
         rows = self._db.execute(
-            "SELECT sample_index, text, finish_reason, output_tokens, prompt_tokens "
+            "SELECT sample_index, text, finish_reason, output_tokens, prompt_tokens, logprobs "
             f"FROM completions WHERE key = ? AND sample_index IN ({marks})",
             [key, *wanted],
         ).fetchall()
         return {
-            index: Completion(text, reason, output_tokens=out, prompt_tokens=prompt)
-            for index, text, reason, out, prompt in rows
+            index: Completion(
+                text, reason, output_tokens=out, prompt_tokens=prompt,
+                first_logprobs=json.loads(logprobs) if logprobs else None,
+            )
+            for index, text, reason, out, prompt, logprobs in rows
         }
 
     def get_many(self, wanted: list[tuple[str, int]]) -> list[dict[int, Completion]]:
@@ -95,15 +99,16 @@ class CompletionCache:
         how many were stored."""
         now = time.time()
         rows = [
-            (key, index, c.text, c.finish_reason, c.output_tokens, c.prompt_tokens, model, now)
+            (key, index, c.text, c.finish_reason, c.output_tokens, c.prompt_tokens, model, now,
+             json.dumps(c.first_logprobs) if c.first_logprobs is not None else None)
             for index, c in samples.items()
             if c.ok
-        ]
+        ]  # fmt: skip
         if rows:
             with self._db:  # one transaction
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany(
-                    "INSERT OR IGNORE INTO completions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+                    "INSERT OR IGNORE INTO completions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
                 )
         return len(rows)
 
@@ -135,6 +140,13 @@ def _connect(path: Path, timeout_s: float) -> sqlite3.Connection:
             # NORMAL in WAL mode: a commit survives the process being killed (not a power cut).
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(completions)")}
+            if "logprobs" not in columns:  # a cache written before first-token logprobs
+                try:
+                    db.execute("ALTER TABLE completions ADD COLUMN logprobs TEXT")
+                except sqlite3.OperationalError as err:  # another process added it first
+                    if "duplicate column" not in str(err):
+                        raise
             return db
         except sqlite3.OperationalError as err:
             db.close()

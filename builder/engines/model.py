@@ -18,7 +18,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder.engines.gguf import is_gguf, materialize
 from builder.errors import StageError
+
+DEFAULT_WORK_DIR = ".builder/work"  # where a GGUF file's folder goes when no recipe says
 
 log = logging.getLogger(__name__)
 
@@ -29,21 +32,39 @@ _BLOCK = 64 << 10
 
 @dataclass(frozen=True)
 class ModelRef:
-    name: str  # as the recipe gives it: a Hub id or a folder
+    name: str  # as the recipe gives it: a Hub id or a folder (a GGUF file: the folder made of it)
     revision: str
+    # A model given as a GGUF file: the file's name, SHA-256, metadata and the model it came
+    # from (`engines.gguf`); None otherwise. Cards and manifests carry it as lineage.
+    source: dict | None = None
 
 
 def public_name(name: str) -> str:
     """How cards and manifests name a model: a Hub id as it is, a local folder by its own name
     only (its revision, a digest of its files, identifies it; the user's paths stay private)."""
+    if is_gguf(name):
+        return Path(name).name
     if name.startswith(("/", ".", "~")) or Path(name).expanduser().is_dir():
         return Path(name).expanduser().resolve().name
     return name
 
 
-def resolve_model(name: str, revision: str | None = None) -> ModelRef:
+def resolve_model(
+    name: str,
+    revision: str | None = None,
+    work_dir: str | Path | None = None,
+    origin: str | None = None,
+) -> ModelRef:
+    """`name` pinned. A `.gguf` file becomes a safetensors folder under `work_dir` once
+    (`engines.gguf`), pinned as `gguf-<sha256[:16]>` of the file; `origin` (the recipe's
+    `model_origin`) names the model it was made from when its metadata does not."""
     if not name:
         raise StageError("the recipe names no model (set `model:` to a Hub id or a folder)")
+    if is_gguf(name):
+        folder, source = materialize(name, work_dir or DEFAULT_WORK_DIR)
+        base = origin or source.get("metadata", {}).get("hub_id")
+        source = {**source, "base_model": base}
+        return ModelRef(str(folder), revision or f"gguf-{source['sha256'][:16]}", source)
     path = Path(name).expanduser()
     if path.exists() or name.startswith(("/", ".", "~")):
         if not (path / "config.json").is_file():
@@ -93,6 +114,22 @@ def _hub_revision(name: str, revision: str | None) -> str:
             f"model '{name}': cannot pin its revision (the Hub is unreachable: "
             f"{type(err).__name__}) and it is not in the local cache"
         ) from None
+
+
+def chat_tokenizer(model: str, revision: str | None):
+    """The model's tokenizer, for its chat template (`prompting: chat`); a StageError in one
+    line when it has none."""
+    from transformers import AutoTokenizer
+
+    local = Path(model).expanduser().exists()
+    hub_revision = None if local or (revision or "").startswith(("local-", "gguf-")) else revision
+    tokenizer = AutoTokenizer.from_pretrained(model, revision=hub_revision)
+    if not getattr(tokenizer, "chat_template", None):
+        raise StageError(
+            f"prompting: chat, but the tokenizer of '{public_name(model)}' has no chat template "
+            "(a base model: use prompting: completion)"
+        )
+    return tokenizer
 
 
 def _cached_revision(name: str, revision: str | None) -> str | None:

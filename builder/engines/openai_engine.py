@@ -98,6 +98,7 @@ class OpenAIEngine(Engine):
                     top_p=sampling.top_p,
                     max_tokens=sampling.max_tokens,
                     stop=list(sampling.stop) or None,
+                    **({"logprobs": sampling.logprobs} if sampling.logprobs else {}),
                 )
             except (openai.BadRequestError, openai.UnprocessableEntityError) as err:
                 return [refused(_error_message(err))] * n
@@ -126,7 +127,11 @@ class OpenAIEngine(Engine):
             text, _ = cut_at_stop(choice.text or "", sampling.stop)
             share = total_out // len(choices) + (1 if k < total_out % len(choices) else 0)
             reason = "length" if choice.finish_reason == "length" else "stop"
-            completions.append(Completion(text, reason, share, prompt_tokens, cached))
+            completion = Completion(text, reason, share, prompt_tokens, cached)
+            top = getattr(getattr(choice, "logprobs", None), "top_logprobs", None)
+            if sampling.logprobs and top:
+                completion.first_logprobs = {str(k): float(v) for k, v in top[0].items()}
+            completions.append(completion)
         return completions
 
 

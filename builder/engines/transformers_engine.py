@@ -101,12 +101,24 @@ class TransformersEngine(Engine):
             options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if sampling.stop:
             options.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
+        if sampling.logprobs:  # the first step's logits, before any processor changes them
+            options.update(output_logits=True, return_dict_in_generate=True)
         with torch.inference_mode():
             output = self.lm.generate(**inputs, **options)
+        first = None
+        if sampling.logprobs:
+            first = torch.log_softmax(output.logits[0].float(), dim=-1)
+            output = output.sequences
         for row, (prompt_len, i, j) in enumerate(batch):
             completion = self._completion(
                 output[row, width:].tolist(), prompt_len, max_new, sampling
             )
+            if first is not None:
+                top = torch.topk(first[row], sampling.logprobs)
+                completion.first_logprobs = {
+                    self.tokenizer.decode([token]): float(value)
+                    for value, token in zip(top.values.tolist(), top.indices.tolist())
+                }
             pending[i][j] = completion
             if all(c is not None for c in pending[i]):
                 self._finish(on_done, i, pending.pop(i))

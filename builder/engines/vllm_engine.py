@@ -105,6 +105,7 @@ class VLLMEngine(Engine):
             options["enable_chunked_prefill"] = False  # see the module docstring
             if config.gpu_memory_utilization is None and "kv_cache_memory_bytes" not in extra:
                 options["kv_cache_memory_bytes"] = _cpu_kv_cache_bytes()
+            _cpu_worker_threads(config.cpu_threads)
         options.update(extra)
         log.info("vLLM arguments: %s", {k: v for k, v in options.items() if k != "model"})
         return options
@@ -128,6 +129,7 @@ class VLLMEngine(Engine):
                         max_tokens=s.max_tokens,
                         stop=list(s.stop),
                         seed=request.sample_seed(request.first_index),
+                        logprobs=s.logprobs or None,
                         output_kind=RequestOutputKind.FINAL_ONLY,  # one output, all n samples
                     )
                     (prompt,) = self.llm.renderer.render_cmpl([{"prompt": request.prompt}])
@@ -155,7 +157,13 @@ class VLLMEngine(Engine):
         for o in sorted(output.outputs, key=lambda o: o.index):
             text, _ = cut_at_stop(o.text, request.sampling.stop)  # vLLM already leaves it out
             reason = "length" if o.finish_reason == "length" else "stop"
-            completions.append(Completion(text, reason, len(o.token_ids), prompt_tokens, cached))
+            completion = Completion(text, reason, len(o.token_ids), prompt_tokens, cached)
+            if request.sampling.logprobs and o.logprobs:
+                completion.first_logprobs = {
+                    (entry.decoded_token or ""): float(entry.logprob)
+                    for entry in o.logprobs[0].values()
+                }
+            completions.append(completion)
         return completions
 
     def refresh_metrics(self):
@@ -200,6 +208,20 @@ def _refusals() -> tuple[type[Exception], ...]:
     except ImportError:
         return (ValueError,)
     return (ValueError, VLLMClientError)
+
+
+def _cpu_worker_threads(threads: int | None) -> None:
+    """On vLLM's CPU build, let the model's worker use `engine.cpu_threads` cores. vLLM keeps one
+    core per worker away from it for its scheduler (`VLLM_CPU_NUM_OF_RESERVED_CPU`), which on a
+    2-core machine halves the worker: measured there with SmolLM2-135M, 16 prompts x 4 samples x
+    256 tokens, 574 tokens/s reserving one core, 851 reserving none. The variable, when set,
+    wins; with no `cpu_threads`, vLLM's own default stands."""
+    if threads is None or "VLLM_CPU_NUM_OF_RESERVED_CPU" in os.environ:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    reserved = max(0, (cores or 1) - threads)
+    os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(reserved)
+    log.info("vLLM on CPU: %d worker threads, %d cores kept for its scheduler", threads, reserved)
 
 
 def _cpu_kv_cache_bytes() -> int:

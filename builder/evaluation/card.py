@@ -76,6 +76,12 @@ def render_card(manifest: dict, repo: str) -> str:
             for b in benchmarks
         ],
     }
+    for b in (manifest.get("baseline") or {}).get("benchmarks", {}):  # the base model's samples
+        name = config_name(b)
+        metadata["configs"].append({
+            "config_name": f"baseline_{name}",
+            "data_files": [{"split": "test", "path": f"baseline/data/{name}-*.parquet"}],
+        })  # fmt: skip
     scores = {b: e["scores"] for b, e in benchmarks.items()}
     versions = {b: e["version"] for b, e in benchmarks.items()}
     index = model_index(Path(manifest["model"]).name, model_index_results(scores, versions))

@@ -32,21 +32,39 @@ def load_prompts(path: Path = PROMPTS_FILE) -> InstructPrompts:
     return InstructPrompts(dict(data["templates"]), tuple(data["stop"]), tasks)
 
 
-def build_prompt(dataset: str, problem: dict, template: str = "sc2-instruct") -> str:
+CHAT = "chat"  # the template name for the model's own chat template (`prompting: chat`)
+
+
+def build_prompt(
+    dataset: str, problem: dict, template: str = "sc2-instruct", tokenizer=None
+) -> str:
     """The text the model continues for an EvalPlus problem (dataset: humaneval | mbpp)."""
     spec = load_prompts().tasks[dataset]
     fields = _fields(dataset, problem)
     return wrap(
-        template, spec["instruction"].format(**fields), spec["response_prefix"].format(**fields)
+        template,
+        spec["instruction"].format(**fields),
+        spec["response_prefix"].format(**fields),
+        tokenizer,
     )
 
 
-def wrap(template: str, instruction: str, response: str) -> str:
-    """An instruction and the start of its response in the chat format `template`."""
+def wrap(template: str, instruction: str, response: str, tokenizer=None) -> str:
+    """An instruction and the start of its response in the chat format `template`; `chat`:
+    the tokenizer's own chat template, the instruction as the user's turn and the response
+    prefix as the start of the assistant's."""
+    if template == CHAT:
+        if tokenizer is None:
+            raise BuilderError("the `chat` prompt template needs the model's tokenizer")
+        messages = [{"role": "user", "content": instruction}]
+        opened = tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+        return opened + response.lstrip("\n")
     prompts = load_prompts()
     if template not in prompts.templates:
         known = ", ".join(sorted(prompts.templates))
-        raise BuilderError(f"unknown prompt template '{template}' (known: {known})")
+        raise BuilderError(f"unknown prompt template '{template}' (known: {known}, {CHAT})")
     return prompts.templates[template].format(instruction=instruction, response=response)
 
 

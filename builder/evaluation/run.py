@@ -10,6 +10,7 @@ from pathlib import Path
 from builder.engines.base import Sampling
 from builder.engines.cache import CompletionCache
 from builder.engines.generator import EngineSpec, Generator, PromptSpec
+from builder.engines.model import chat_tokenizer
 from builder.errors import BuilderError
 from builder.evaluation.ds1000 import DS1000Result, completion_prompt, grade_ds1000, load_ds1000
 from builder.evaluation.evalplus_data import EVALPLUS_BENCHMARKS, load_evalplus
@@ -20,7 +21,7 @@ from builder.evaluation.livecodebench import (
     instruction,
     load_livecodebench,
 )
-from builder.evaluation.prompts import build_prompt, completion_code, load_prompts, wrap
+from builder.evaluation.prompts import CHAT, build_prompt, completion_code, load_prompts, wrap
 from builder.evaluation.results import BenchmarkResult
 from builder.evaluation.samples import read_samples
 from builder.pipeline.recipe import EngineConfig
@@ -118,26 +119,33 @@ def evaluate_model(
     gen: GenerationSettings,
     limit: int | None,
     selection: Selection = Selection(),
+    engine: EngineConfig | None = None,
+    resources=None,
 ) -> list:
-    """Generate (through the engines and their completion cache), then grade, per benchmark."""
+    """Generate (through the engines and their completion cache), then grade, per benchmark.
+    `engine`: the recipe's engine settings (dtype, threads, vLLM options); the backend, revision
+    and batch size are `gen`'s. `resources` (a `WorkerResources`): where the engine is kept from
+    one benchmark to the next (one model load, not one per benchmark); None: one per call."""
     if data_file and len(benchmarks) > 1:
         raise BuilderError("--data-file goes with a single benchmark")
     results = []
     for name in benchmarks:
         data = load_benchmark(benchmark_name(name), data_file, selection)
         task_ids = list(data.problems)[:limit] if limit else list(data.problems)
-        samples, extras = generate_samples(model, revision, data, task_ids, gen, setup.cache_dir)
+        samples, extras = generate_samples(
+            model, revision, data, task_ids, gen, setup.cache_dir, engine, resources
+        )
         results.append(grade_any(data, samples, setup, extras))
     return results
 
 
-def _prompt(data, problem: dict, template: str) -> str:
+def _prompt(data, problem: dict, template: str, tokenizer=None) -> str:
     if data.benchmark == "ds-1000":
-        return wrap(template, *completion_prompt(problem))
+        return wrap(template, *completion_prompt(problem), tokenizer)
     if data.benchmark == "livecodebench":
         response = load_prompts().tasks["livecodebench"]["response_prefix"]
-        return wrap(template, instruction(problem), response)
-    return build_prompt(data.dataset, problem, template)
+        return wrap(template, instruction(problem), response, tokenizer)
+    return build_prompt(data.dataset, problem, template, tokenizer)
 
 
 def generate_samples(
@@ -147,13 +155,19 @@ def generate_samples(
     task_ids: list[str],
     gen: GenerationSettings,
     cache_dir: Path,
+    engine: EngineConfig | None = None,
+    resources=None,
 ) -> tuple[list[Sample], list[dict]]:
-    prompts = [_prompt(data, data.problems[t], gen.template) for t in task_ids]
-    config = EngineConfig(backend=gen.backend, revision=revision, batch_size=gen.batch_size)
+    tokenizer = chat_tokenizer(model, revision) if gen.template == CHAT else None
+    prompts = [_prompt(data, data.problems[t], gen.template, tokenizer) for t in task_ids]
+    config = dataclasses.replace(
+        engine or EngineConfig(), backend=gen.backend, revision=revision,
+        batch_size=gen.batch_size, cache=None,
+    )  # fmt: skip
     spec = EngineSpec(gen.backend, model, revision, config)
     sampling = Sampling(gen.temperature, gen.top_p, gen.max_tokens, load_prompts().stop)
     cache = CompletionCache(Path(cache_dir).expanduser() / "llm-cache.sqlite")
-    generator = Generator(spec, cache, label=f"generate {data.benchmark}")
+    generator = Generator(spec, cache, label=f"generate {data.benchmark}", resources=resources)
     try:
         completions, counts = generator.generate(
             [PromptSpec(p, gen.n_samples, gen.seed) for p in prompts], sampling

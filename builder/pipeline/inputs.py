@@ -122,12 +122,23 @@ class ModelInput(InputSource):
     columns: list[str] = []
 
     def __init__(
-        self, name: str, revision: str | None, path: str | None = None, branch: str | None = None
+        self,
+        name: str,
+        revision: str | None,
+        path: str | None = None,
+        branch: str | None = None,
+        work_dir: str | None = None,  # where a GGUF file's converted folder goes
+        origin: str | None = None,  # the model a GGUF file was made from (recipe.model_origin)
     ):
-        ref = resolve_model(path or name, revision)
-        self.name, self.path, self.revision = public_name(name), path or name, ref.revision
+        ref = resolve_model(path or name, revision, work_dir, origin)
+        self.name, self.revision = public_name(name), ref.revision
+        # what from_pretrained reads: a GGUF file's converted folder, else as given
+        self.path = ref.name if ref.source is not None else path or name
         self.branch = branch or revision or "main"  # the revision as asked (e.g. step-000500)
+        self.source = ref.source
         self.ref = {"kind": "model", "repo": self.name, "revision": ref.revision}
+        if ref.source is not None:
+            self.ref["gguf"] = ref.source
 
 
 def _pieces(sizes: list[tuple[str, str, int]], start: int, stop: int) -> tuple:

@@ -14,7 +14,7 @@ import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -92,7 +92,20 @@ class ExecutorConfig:
 @dataclass
 class Recipe:
     name: str
-    model: str = ""
+    model: str = ""  # a Hub id, a local folder, or a .gguf file (converted once, see engines/gguf)
+    # The Hub id of the model a GGUF `model` was made from, for the cards' lineage, where the
+    # file's own metadata has no Hub address; not used to load anything.
+    model_origin: str | None = None
+    # How the generation steps and `eval` prompt the model: `completion` (few-shot text that a
+    # base model continues, the published run's way) or `chat` (the tokenizer's own chat
+    # template, worked examples as earlier turns: for instruct models).
+    prompting: Literal["completion", "chat"] = "completion"
+    # A row step that keeps less than this share of its rows out is warned about (one that
+    # keeps none stops the run, whatever this says).
+    keep_warning: float = bounded(0.01, ge=0, le=1)
+    # False: a step that keeps none of its rows is only warned about and the run goes on (dry
+    # runs of the plumbing with a random model, `builder tiny-model --random`, keep nothing).
+    stop_when_empty: bool = True
     hub: HubConfig = field(default_factory=HubConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 from builder.errors import BuilderError, StageError
 from builder.pipeline.publish import manifest_kind, read_manifest
@@ -48,7 +49,38 @@ def run_recipe(recipe: Recipe, only: list[str] | None = None) -> dict[str, str]:
         for name in selected:
             plan = plan_step(recipe, name, store)
             revisions[name] = run_step(plan, recipe, executor)
+            check_kept(recipe, plan, revisions[name])
     return revisions
+
+
+def check_kept(recipe: Recipe, plan, revision: str) -> None:
+    """Stop the run when a step whose input had rows kept none (its output is published, with
+    every dropped row and its reason, so that it can be read); warn when it kept less than the
+    recipe's `keep_warning` share of its rows out. Up-to-date steps are checked too: a rerun
+    stops at the same place."""
+    manifest = read_manifest(plan.store, plan.repo, revision)
+    if not manifest or manifest.get("rows_in") is None:
+        return  # a model or an evaluation: no rows
+    rows_in, kept = manifest["rows_in"], manifest.get("rows_out") or 0
+    drops = manifest.get("drops") or {}
+    dropped = sum(drops.values())
+    top = ", ".join(f"{reason}: {n}" for reason, n in Counter(drops).most_common(3)) or "none"
+    if rows_in and not kept:
+        where = f"{plan.repo}@{revision[:12]}; dropped by reason: {top}"
+        if recipe.stop_when_empty:
+            raise StageError(
+                f"{plan.name} kept none of its {rows_in} rows ({where}); the steps after it "
+                "were not run"
+            )
+        log.warning("%s kept none of its %d rows (%s); going on (stop_when_empty: false)",
+                    plan.name, rows_in, where)  # fmt: skip
+        return
+    if dropped and kept / (kept + dropped) < recipe.keep_warning:
+        log.warning(
+            "%s kept %d of %d rows (%.1f%%, below keep_warning %.1f%%); dropped by reason: %s",
+            plan.name, kept, kept + dropped, 100 * kept / (kept + dropped),
+            100 * recipe.keep_warning, top,
+        )  # fmt: skip
 
 
 def recipe_status(recipe: Recipe) -> list[dict]:

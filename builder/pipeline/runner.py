@@ -56,6 +56,8 @@ def step_context(recipe: Recipe, store: Store) -> StepContext:
     return StepContext(
         recipe_name=recipe.name,
         model=recipe.model,
+        model_origin=recipe.model_origin,
+        prompting=recipe.prompting,
         engine=recipe.engine,
         sandbox=recipe.sandbox,
         work_dir=str(work_root(recipe)),

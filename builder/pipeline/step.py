@@ -59,6 +59,8 @@ class StepContext:
 
     recipe_name: str = ""
     model: str = ""
+    model_origin: str | None = None  # recipe.model_origin
+    prompting: str = "completion"  # recipe.prompting: completion | chat
     engine: Any = None  # recipe.EngineConfig
     sandbox: Any = None  # recipe.SandboxConfig
     work_dir: str = ".builder/work"

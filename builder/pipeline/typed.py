@@ -134,6 +134,12 @@ def build(
 def _convert(hint: Any, value: Any, key: str, path: Path) -> Any:
     """Check `value` against a type hint, converting where YAML is loose (int for float)."""
     origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            listed = " or ".join(repr(c) for c in choices)
+            raise RecipeError(f"{path}: '{key}' must be {listed}, got {short(value)}")
+        return value
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(hint)
         if value is None and type(None) in options:

@@ -25,6 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import StageError
+from builder.evaluation.baseline import (
+    baseline_facts,
+    baseline_section,
+    with_baseline_section,
+)
 from builder.evaluation.card import _headline as headline
 from builder.evaluation.card import (
     evaluation_facts,
@@ -34,7 +39,7 @@ from builder.evaluation.card import (
     write_rows,
 )
 from builder.evaluation.evalplus_grader import GradeOptions
-from builder.evaluation.prompts import PROMPTS_FILE
+from builder.evaluation.prompts import CHAT, PROMPTS_FILE
 from builder.evaluation.run import (
     GenerationSettings,
     GradingSetup,
@@ -43,12 +48,14 @@ from builder.evaluation.run import (
     evaluate_model,
 )
 from builder.pipeline.inputs import ModelInput
+from builder.pipeline.resources import WorkerResources
 from builder.pipeline.step import CardUpdate, Step, StepParams, StepRun
 from builder.pipeline.typed import bounded, runtime_only
 
 DEFAULT_CACHE = "~/.cache/code-instruct-builder/eval"
 CHECKPOINT_PREFIX = "step-"  # the branches a training run publishes its checkpoints on
 CHECKPOINT_ROWS = "checkpoints"  # where the samples of checkpoint evaluations go
+BASELINE_ROWS = "baseline"  # where the baseline model's samples go
 
 
 @dataclass
@@ -66,7 +73,9 @@ class EvalParams(StepParams):
     top_p: float = bounded(1.0, gt=0, le=1)
     max_tokens: int = bounded(512, ge=1)
     seed: int = bounded(0, ge=0)
-    template: str = "sc2-instruct"  # builder/evaluation/prompts/instruct.yaml
+    # builder/evaluation/prompts/instruct.yaml, or `chat` (the model's own chat template);
+    # None: `chat` under the recipe's `prompting: chat`, else `sc2-instruct`
+    template: str | None = None
     # Grading: EvalPlus's options, with its defaults.
     test_details: bool = False
     min_time_limit: float = bounded(1.0, gt=0)
@@ -82,6 +91,10 @@ class EvalParams(StepParams):
     repo: str | None = runtime_only(None)  # None: <namespace>/<recipe>-eval
     # A model repository of the store: also every checkpoint branch (step-NNNNNN) of it.
     checkpoints: bool = False
+    # Also the recipe's `model` (the base model a `train` step fine-tuned), with the same
+    # settings: its samples under `baseline/`, and the paired difference per benchmark, with a
+    # 95% interval, in this card and in the evaluated model's card.
+    baseline: bool = False
 
 
 class EvalStep(Step):
@@ -96,6 +109,7 @@ class EvalStep(Step):
         super().__init__(params, context)
         self.results: list = []  # of the last run, for the `builder eval` front end
         self.checkpoints: dict[str, ModelInput] = {}  # branch -> checkpoint, pinned
+        self.baseline: ModelInput | None = None  # the recipe's model, pinned (`baseline`)
 
     def open_input(self, inputs) -> ModelInput:
         p = self.params
@@ -104,7 +118,9 @@ class EvalStep(Step):
         elif inputs.has_model(name := p.model or self.context.model):
             model = inputs.model_repo(name, p.revision or "main")  # any revision of the store's
         else:
-            model = ModelInput(name, p.revision)
+            model = ModelInput(
+                name, p.revision, work_dir=self.context.work_dir, origin=self.context.model_origin
+            )
         if p.checkpoints:
             if not is_repo_id(model.name) or not inputs.models().repo_exists(model.name):
                 raise StageError(
@@ -116,6 +132,13 @@ class EvalStep(Step):
                 for branch in sorted(branches)
                 if branch.startswith(CHECKPOINT_PREFIX) and branch != model.branch
             }
+        if p.baseline:
+            if not self.context.model:
+                raise StageError("eval: baseline: the recipe names no model to compare with")
+            self.baseline = ModelInput(
+                self.context.model, None, work_dir=self.context.work_dir,
+                origin=self.context.model_origin,
+            )  # fmt: skip
         return model
 
     def repo_name(self) -> str | None:
@@ -130,7 +153,18 @@ class EvalStep(Step):
             "sandbox": self._sandbox(),
             "data": data,
             "prompts": _file_digest(str(PROMPTS_FILE)),
+            "template": self.template(),
+            "baseline": (
+                {"model": self.baseline.name, "revision": self.baseline.revision}
+                if self.baseline is not None
+                else None
+            ),
         }
+
+    def template(self) -> str:
+        if self.params.template is not None:
+            return self.params.template
+        return CHAT if self.context.prompting == "chat" else "sc2-instruct"
 
     def benchmarks(self) -> list[str]:
         return [benchmark_name(b) for b in self.params.benchmarks]
@@ -149,9 +183,11 @@ class EvalStep(Step):
         engine = p.engine or getattr(self.context.engine, "backend", None) or "transformers"
         gen = GenerationSettings(
             backend=engine, n_samples=p.n_samples, temperature=p.temperature, top_p=p.top_p,
-            max_tokens=p.max_tokens, seed=p.seed, template=p.template, batch_size=p.batch_size,
+            max_tokens=p.max_tokens, seed=p.seed, template=self.template(),
+            batch_size=p.batch_size,
         )  # fmt: skip
         selection = Selection(p.lcb_release, p.start_date, p.end_date)
+        resources = WorkerResources()  # one engine per model, kept across benchmarks
 
         def evaluate(model: ModelInput) -> list:
             return [
@@ -159,29 +195,41 @@ class EvalStep(Step):
                 for benchmark in self.benchmarks()
                 for result in evaluate_model(
                     model.path, model.revision, [benchmark], p.data_files.get(benchmark), setup,
-                    gen, p.limit, selection,
+                    gen, p.limit, selection, self.context.engine, resources,
                 )
             ]  # fmt: skip
 
-        model = job.source
-        self.results = evaluate(model)
-        generation = {**dataclasses.asdict(gen), "limit": p.limit}
-        facts = {
-            **evaluation_facts(model.name, model.revision, self.results, generation),
-            "model_branch": model.branch,  # its card gets the scores (a checkpoint's branch)
-            "splits": write_rows(job.output, self.results),
-        }
-        if self.checkpoints:  # their rows under checkpoints/<branch>/, their scores in the card
-            facts["checkpoints"] = {}
-            for branch, checkpoint in self.checkpoints.items():
-                results = evaluate(checkpoint)
-                write_rows(job.output / CHECKPOINT_ROWS / branch, results)
-                found = evaluation_facts(model.name, checkpoint.revision, results, generation)
-                facts["checkpoints"][branch] = found["benchmarks"]
+        try:
+            model = job.source
+            self.results = evaluate(model)
+            generation = {**dataclasses.asdict(gen), "limit": p.limit}
+            facts = {
+                **evaluation_facts(model.name, model.revision, self.results, generation),
+                "model_branch": model.branch,  # its card gets the scores (a checkpoint's branch)
+                "splits": write_rows(job.output, self.results),
+            }
+            if self.checkpoints:  # their rows under checkpoints/<branch>/, their scores in the card
+                facts["checkpoints"] = {}
+                for branch, checkpoint in self.checkpoints.items():
+                    results = evaluate(checkpoint)
+                    write_rows(job.output / CHECKPOINT_ROWS / branch, results)
+                    found = evaluation_facts(model.name, checkpoint.revision, results, generation)
+                    facts["checkpoints"][branch] = found["benchmarks"]
+            if self.baseline is not None:
+                before = evaluate(self.baseline)
+                splits = write_rows(job.output / BASELINE_ROWS, before)
+                for name, split in splits.items():
+                    files = [f"{BASELINE_ROWS}/{f}" for f in split["files"]]
+                    facts["splits"][f"{BASELINE_ROWS}_{name}"] = {**split, "files": files}
+                facts["baseline"] = baseline_facts(self.baseline, before, self.results)
+        finally:
+            resources.close()
         return facts
 
     def card(self, manifest: dict[str, Any]) -> str:
         card = render_card(manifest, manifest["repo"])
+        if manifest.get("baseline"):
+            card = card.rstrip("\n") + "\n\n" + baseline_section(manifest) + "\n"
         checkpoints = manifest.get("checkpoints") or {}
         if not checkpoints:
             return card
@@ -207,7 +255,10 @@ class EvalStep(Step):
         if not is_repo_id(manifest["model"]) or re.fullmatch(r"[0-9a-f]{40}", branch):
             return []  # a folder, or a commit that no branch names: no card to write to
         title, model = "eval: update model-index", manifest["model"]
-        updates = [CardUpdate("model", model, model_index_transform(manifest), title, branch)]
+        transform = model_index_transform(manifest)
+        if manifest.get("baseline"):  # the before/after table in the trained model's card too
+            transform = with_baseline_section(transform, manifest)
+        updates = [CardUpdate("model", model, transform, title, branch)]
         for checkpoint, benchmarks in (manifest.get("checkpoints") or {}).items():
             transform = model_index_transform({"model": model, "benchmarks": benchmarks})
             updates.append(CardUpdate("model", model, transform, title, checkpoint))

@@ -109,7 +109,11 @@ class LocalModels:
         kind, _, name = choice.partition(":")
         if kind not in ("model", "store"):  # typed in: a Hub id or a folder
             return choice, None
-        if kind == "model":
+        if kind == "model":  # the recipe's or the command line's: a .gguf file is converted once
+            if name.lower().endswith(".gguf"):
+                from builder.engines.gguf import materialize
+
+                return str(materialize(name, self.catalog.config.work_dir)[0]), None
             return name, None
         repo, _, branch = name.rpartition("@")
         store = self.catalog.stores["model"]

@@ -13,7 +13,10 @@ from space_app.pages import cell
 
 PAGE_ROWS = 20
 SEARCH_BUDGET_S = 5.0  # a search answers within about this long, and can be continued
-FUNNEL_HEADERS = ["stage", "rows in", "kept", "dropped", "dropped by reason", "revision"]
+FUNNEL_HEADERS = [
+    "stage", "rows in", "kept", "dropped", "dropped by reason", "generated tokens", "tokens/s",
+    "notes", "revision",
+]  # fmt: skip
 
 
 @dataclass
@@ -30,21 +33,40 @@ def funnel(catalog: Catalog) -> Funnel:
             commit, manifest = catalog.published(stage.name)
         except NotPublished:
             result.missing.append(stage.name)
-            result.table.append([stage.name, None, None, None, "not published yet", ""])
+            result.table.append(
+                [stage.name, None, None, None, "not published yet", None, None, "", ""]
+            )
             continue
         manifest = manifest or {}
         drops = manifest.get("drops", {})
         kept = manifest.get("rows_out")
         dropped = (manifest.get("splits", {}).get("rejected") or {}).get("rows")
         reasons = ", ".join(f"{r}: {n:,}" for r, n in sorted(drops.items(), key=lambda d: -d[1]))
+        tokens, rate, notes = _work(manifest)
         result.table.append(
-            [stage.name, manifest.get("rows_in"), kept, dropped, reasons, commit[:12]]
-        )
+            [stage.name, manifest.get("rows_in"), kept, dropped, reasons, tokens, rate, notes,
+             commit[:12]]
+        )  # fmt: skip
         result.bars.append({"stage": stage.name, "rows": kept or 0, "part": "kept"})
         result.bars += [
             {"stage": stage.name, "rows": n, "part": f"dropped: {r}"} for r, n in drops.items()
         ]
     return result
+
+
+def _work(manifest: dict) -> tuple[int | None, float | None, str]:
+    """A generation step's tokens and their rate over its wall time (cache hits included),
+    and what else its counts say: repairs, answer formats, execution verdicts."""
+    stats = manifest.get("stats") or {}
+    tokens = stats.get("output_tokens")
+    seconds = (manifest.get("timings") or {}).get("process_s")
+    rate = round(tokens / seconds, 1) if tokens and seconds else None
+    notes = [
+        f"{key.replace('_', ' ')}: {n:,}"
+        for key, n in sorted(stats.items())
+        if key.startswith(("repaired_", "format_", "status:", "cache_hits"))
+    ]
+    return tokens, rate, ", ".join(notes)
 
 
 def lineage_markdown(catalog: Catalog, name: str, commit: str, manifest: dict | None) -> str:

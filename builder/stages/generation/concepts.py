@@ -30,7 +30,7 @@ class ConceptsStage(GenerationStage):
     name = "concepts"
     params_class = ConceptsParams
     reads = ("id", "function")
-    adds = ("concepts",)
+    adds = ("concepts", "concepts_raw")
     description = "The programming concepts of each seed function, as the base model lists them."
 
     stop = STOP
@@ -40,7 +40,11 @@ class ConceptsStage(GenerationStage):
         k = self.params.num_fewshots
         prompts = [
             PromptSpec(
-                concepts_prompt(row["function"], examples, k, self.row_rng(row["id"])),
+                self.render(
+                    concepts_prompt(
+                        row["function"], examples, k, self.row_rng(row["id"]), self.chat
+                    )
+                ),
                 1,
                 self.row_seed(row["id"]),
             )
@@ -51,17 +55,36 @@ class ConceptsStage(GenerationStage):
         for row, (completion,) in zip(rows, results):
             failure = self.failure(completion)
             parsed = parse_concepts(completion.text) if failure is None else None
+            if failure is not None and failure[0] == "truncated":
+                parsed = answer_before_truncation(completion.text)
+                if parsed is not None:  # the line was complete; what followed was cut off
+                    failure = None
+                    result.stats["repaired_answer_before_truncation"] += 1
             if failure is None and not parsed.ok:
                 failure = (parsed.error, parsed.detail)
+            raw = {"concepts_raw": completion.text}
             if failure is not None:
-                out = {**row, "concepts": None, **completion_row(completion)}
+                out = {**row, "concepts": None, **raw, **completion_row(completion)}
                 result.dropped.append(Drop(out, *failure))
                 continue
-            result.kept.append({**row, "concepts": parsed.value})
+            result.kept.append({**row, "concepts": parsed.value, **raw})
         return result
 
     def method_notes(self) -> str:
         return (
             "The seed is shown as `### Snippet` in a python code block and the model answers "
-            "under `### Concepts`; its first paragraph, split at commas, is `concepts`."
+            "under `### Concepts`; its first paragraph, split at commas, is `concepts`. An "
+            "answer cut off by max_tokens whose first line was complete (the model went on "
+            "after it) keeps that line (`repaired_answer_before_truncation`). `concepts_raw` "
+            "is the model's text."
         )
+
+
+def answer_before_truncation(text: str):
+    """The concepts of a truncated answer's first line, when that line ended before the cut
+    and parses; None otherwise."""
+    first, newline, _ = text.strip().partition("\n")
+    if not newline:
+        return None
+    parsed = parse_concepts(first)
+    return parsed if parsed.ok else None

@@ -33,7 +33,9 @@ class InstructionsStage(GenerationStage):
     name = "instructions"
     params_class = InstructionsParams
     reads = ("id", "concepts")
-    adds = ("instruction_id", "instruction", "category", "language", "difficulty")
+    adds = (
+        "instruction_id", "instruction", "category", "language", "difficulty", "instruction_raw",
+    )  # fmt: skip
     description = "Self-contained coding tasks the base model wrote from the concepts of a seed."
     stop = STOP
 
@@ -51,7 +53,11 @@ class InstructionsStage(GenerationStage):
                 }
             )
             prompts.append(
-                PromptSpec(instruction_prompt(prop, examples, k, rng), 1, self.row_seed(row["id"]))
+                PromptSpec(
+                    self.render(instruction_prompt(prop, examples, k, rng, self.chat)),
+                    1,
+                    self.row_seed(row["id"]),
+                )
             )
         results, stats = self.generate(prompts)
         result = ChunkResult(stats=stats)
@@ -66,14 +72,16 @@ class InstructionsStage(GenerationStage):
                     "instruction_id": None,
                     "instruction": None,
                     **prop,
+                    "instruction_raw": completion.text,
                     **completion_row(completion),
                 }
                 result.dropped.append(Drop(out, *failure))
                 continue
             digest = hashlib.sha256(f"{row['id']}\0{parsed.value}".encode()).hexdigest()
-            result.kept.append(
-                {**row, "instruction_id": digest[:16], "instruction": parsed.value, **prop}
-            )
+            result.kept.append({
+                **row, "instruction_id": digest[:16], "instruction": parsed.value, **prop,
+                "instruction_raw": completion.text,
+            })  # fmt: skip
         return result
 
     def method_notes(self) -> str:

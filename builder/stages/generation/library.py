@@ -1,8 +1,9 @@
 """Prompt templates and the few-shot library, as data files in `prompts/` beside this module.
 
 - `templates/<task>.yaml`: the words of each prompt (`preamble`, `query` and `answer`, format
-  strings whose `{fields}` are filled in), for the tasks judge, concepts, instructions and
-  responses.
+  strings whose `{fields}` are filled in; `chat_preamble` and `chat_query`, the system turn
+  and the user turns in chat mode, where they differ), for
+  the tasks judge, concepts, instructions and responses.
 - `fewshot/*.yaml`: our own worked examples; each has a seed snippet, its concepts, a property
   (category, language, difficulty), an instruction, and a response in four parts whose
   implementation passes its own tests.
@@ -33,6 +34,8 @@ class Template:
     preamble: str
     query: str
     answer: str
+    chat_preamble: str = ""  # chat mode's system turn; the preamble where a file has none
+    chat_query: str = ""  # chat mode's user turn; the query where a file has none
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,11 @@ def _load(path: Path, keys: tuple[str, ...]) -> dict:
 @functools.cache
 def template(task: str) -> Template:
     data = _load(PROMPTS_DIR / "templates" / f"{task}.yaml", ("preamble", "query", "answer"))
-    return Template(data["preamble"].strip(), data["query"].rstrip(), data["answer"].strip())
+    preamble = data["preamble"].strip()
+    query = data["query"].rstrip()
+    chat = str(data.get("chat_preamble") or preamble).strip()
+    chat_query = str(data.get("chat_query") or query).rstrip()
+    return Template(preamble, query, data["answer"].strip(), chat, chat_query)
 
 
 _EXAMPLE_KEYS = (

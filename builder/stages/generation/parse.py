@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ _CODE_BLOCK = re.compile(
     r"^```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)^```", re.MULTILINE | re.DOTALL | re.IGNORECASE
 )
 _HEADER_LINE = re.compile(r"^#{2,3} \S", re.MULTILINE)  # "## Example", "### Response"
+_FENCE_LINE = re.compile(r"^[ \t]*```", re.MULTILINE)
 _MAX_CONCEPT_CHARS = 100
 
 
@@ -43,6 +45,11 @@ class ResponseParts:
     implementation: str  # the code of the implementation's code block
     explanation: str
     tests: str  # the code of the tests' code block(s)
+    format: str = "tagged"  # tagged: the four [Part] tags; untagged: code blocks and prose
+    # untagged: where the tests' block is in the text ([start, end) of its fences), so that the
+    # SFT response can leave it out; None when the tests were split out of the solution's block
+    tests_span: tuple[int, int] | None = None
+    repairs: tuple[str, ...] = ()  # small repairs made to parse it (see `repair_response`)
 
 
 def parse_judge(text: str) -> Parsed:
@@ -83,8 +90,26 @@ def parse_instruction(text: str) -> Parsed:
     return Parsed(instruction)
 
 
-def parse_response(text: str) -> Parsed:
-    """The four parts of a response; the code must parse and the tests must assert on it."""
+def repair_response(text: str) -> tuple[str, tuple[str, ...]]:
+    """Small, safe repairs of a response that ended by itself: a last code block left open
+    at the very end is closed (`closed_final_fence`). Returns the text and the repairs made."""
+    fences = _FENCE_LINE.findall(text)
+    if len(fences) % 2 == 1 and _FENCE_LINE.search(text.rstrip().rsplit("\n", 1)[-1]) is None:
+        return text.rstrip("\n") + "\n```\n", ("closed_final_fence",)
+    return text, ()
+
+
+def parse_response(text: str, untagged: bool = False) -> Parsed:
+    """The four parts of a response; the code must parse and the tests must assert on it.
+
+    With `untagged` (chat mode: instruct models answer in their own way), a response without
+    all four tags is read as prose and code blocks: the last block with an assert holds the
+    tests, the first block before it that defines something is the implementation, the prose
+    before it the reasoning and the prose between them the explanation (a tag the model did
+    write stays in the prose). A single block with both the solution and its asserts is split
+    at its first top-level assert."""
+    if untagged and {m.group(1) for m in _TAG.finditer(text)} != set(SECTIONS):
+        return _parse_untagged(text)
     sections = _sections(text)
     if isinstance(sections, Parsed):
         return sections
@@ -117,6 +142,80 @@ def parse_response(text: str) -> Parsed:
             tests=test_code.strip("\n"),
         )
     )
+
+
+def _parse_untagged(text: str) -> Parsed:
+    blocks = [(m.start(), m.end(), m.group(1)) for m in _CODE_BLOCK.finditer(text)]
+    blocks = [b for b in blocks if b[2].strip()]
+    if not blocks:
+        return failed("no_code_block", "an answer without a python code block")
+    trees = []
+    for start, end, code in blocks:
+        try:
+            trees.append(ast.parse(code))
+        except SyntaxError:
+            trees.append(None)
+    with_asserts = [
+        i for i, tree in enumerate(trees)
+        if tree is not None and any(isinstance(n, ast.Assert) for n in ast.walk(tree))
+    ]  # fmt: skip
+    if not with_asserts:
+        broken = sum(tree is None for tree in trees)
+        detail = f"{len(blocks)} code blocks, none with an assert"
+        return failed("no_test_block", detail + (f" ({broken} do not parse)" if broken else ""))
+    t = with_asserts[-1]
+    defining = [i for i in range(t) if trees[i] is not None and _top_level_names(trees[i])]
+    if defining:
+        i = defining[0]
+        code, tests, span, repairs = blocks[i][2], blocks[t][2], (blocks[t][0], blocks[t][1]), ()
+        explanation = text[blocks[i][1] : blocks[t][0]]
+    else:  # one block with the solution and then its asserts: split it
+        i = t
+        split = _split_at_first_assert(trees[t], blocks[t][2])
+        if split is None:
+            if any(trees[k] is None for k in range(t)):
+                return failed("implementation_syntax_error", "the solution's block does not parse")
+            return failed("no_implementation_block", "no code block defines the solution")
+        (code, tests), span, repairs = split, None, ("split_single_block",)
+        explanation = text[blocks[t][1] :]
+    code_tree, test_tree = ast.parse(code), ast.parse(tests)
+    defined = _top_level_names(code_tree)
+    if not defined & _used_names(test_tree):
+        names = ", ".join(sorted(defined)[:5]) or "nothing"
+        return failed("tests_do_not_call_implementation", f"the tests use none of: {names}")
+    return Parsed(
+        ResponseParts(
+            reasoning=text[: blocks[i][0]].strip(),
+            implementation=code.strip("\n"),
+            explanation=explanation.strip(),
+            tests=tests.strip("\n"),
+            format="untagged",
+            tests_span=span,
+            repairs=repairs,
+        )
+    )
+
+
+def _split_at_first_assert(tree: ast.Module, code: str) -> tuple[str, str] | None:
+    """(solution, tests) of one block whose top level defines something, then asserts."""
+    first = next((n for n in tree.body if isinstance(n, ast.Assert)), None)
+    if first is None:
+        return None
+    before = ast.Module(body=tree.body[: tree.body.index(first)], type_ignores=[])
+    if not _top_level_names(before):
+        return None
+    lines = code.splitlines(keepends=True)
+    cut = first.lineno - 1
+    return "".join(lines[:cut]), "".join(lines[cut:])
+
+
+def repetitive(text: str, window: int = 2000) -> bool:
+    """Whether the end of `text` is a loop: its last `window` characters compress to under a
+    tenth of their size (prose and code compress to a third or more)."""
+    tail = text[-window:]
+    if len(tail) < 400:
+        return False
+    return len(zlib.compress(tail.encode())) < 0.1 * len(tail.encode())
 
 
 def _before_header(text: str) -> str:

@@ -2,11 +2,14 @@
 
 A response has four parts, each opened by its tag on its own line: `[Reasoning]`,
 `[Implementation]` (a python code block), `[Explanation]` and `[Tests]` (a python code block of
-asserts that call the implementation). Every sample becomes one row, kept or dropped, with the
-instruction's id and its `sample_index`; nothing is merged or silently lost. A sample is dropped
-when it was cut off by max_tokens (`truncated`), lacks a part (`missing_tests`, ...), has no
-code block, code that does not parse, tests without an assert, or tests that call nothing the
-implementation defines. Whether the tests pass is the `execute` stage's business.
+asserts that call the implementation). In chat mode, where instruct models answer in their own
+way, a response without the four tags is read as prose and code blocks (`parse.parse_response`).
+Every sample becomes one row, kept or dropped, with the instruction's id and its
+`sample_index`; nothing is merged or silently lost. A sample is dropped when it was cut off by
+max_tokens (`truncated`, or `runaway_repetition` when its end is a loop), lacks a part
+(`missing_tests`, ...; in chat mode `no_code_block`, `no_test_block`), has code that does not
+parse, tests without an assert, or tests that call nothing the implementation defines. Whether
+the tests pass is the `execute` stage's business.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from builder.pipeline.rows import ChunkResult, Drop, Row
 from builder.stages.generation.base import GenerationStage
 from builder.stages.generation.library import fewshot_examples
 from builder.stages.generation.params import GenerationParams
-from builder.stages.generation.parse import parse_response
+from builder.stages.generation.parse import parse_response, repair_response
 from builder.stages.generation.prompting import STOP, response_prompt
 
 _PARTS = ("reasoning", "implementation", "explanation", "tests")
@@ -36,7 +39,10 @@ class ResponsesStage(GenerationStage):
     name = "responses"
     params_class = ResponsesParams
     reads = ("instruction_id", "instruction")
-    adds = ("response_id", "sample_index", "response", "finish_reason", *_PARTS)
+    adds = (
+        "response_id", "sample_index", "response", "finish_reason", *_PARTS,
+        "response_format", "repairs",
+    )  # fmt: skip
     description = "Sampled responses to each instruction, each with reasoning, code and tests."
     chunk_size = 256  # x n samples: 2,560 sequences per chunk at the published n=10
     single_sample = False
@@ -49,8 +55,14 @@ class ResponsesStage(GenerationStage):
         examples, k, n = fewshot_examples(), self.params.num_fewshots, self.params.n
         prompts = [
             PromptSpec(
-                response_prompt(
-                    row["instruction"], examples, k, self.row_rng(row["instruction_id"])
+                self.render(
+                    response_prompt(
+                        row["instruction"],
+                        examples,
+                        k,
+                        self.row_rng(row["instruction_id"]),
+                        self.chat,
+                    )
                 ),
                 n,
                 self.row_seed(row["instruction_id"]),
@@ -68,20 +80,45 @@ class ResponsesStage(GenerationStage):
                     "response": completion.text,
                     "finish_reason": completion.finish_reason,
                     **dict.fromkeys(_PARTS),
+                    "response_format": None,
+                    "repairs": [],
                 }
                 failure = self.failure(completion)
-                parsed = parse_response(completion.text) if failure is None else None
-                if failure is None and not parsed.ok:
-                    failure = (parsed.error, parsed.detail)
                 if failure is not None:
                     result.dropped.append(Drop(out, *failure))
                     continue
-                result.kept.append({**out, **{p: getattr(parsed.value, p) for p in _PARTS}})
+                text, repairs = repair_response(completion.text)
+                parsed = parse_response(text, untagged=self.chat)
+                if not parsed.ok:  # the raw text is kept, unrepaired
+                    result.dropped.append(Drop(out, parsed.error, parsed.detail))
+                    continue
+                parts = parsed.value
+                repairs = [*repairs, *parts.repairs]
+                for repair in repairs:
+                    result.stats[f"repaired_{repair}"] += 1
+                result.stats[f"format_{parts.format}"] += 1
+                result.kept.append({
+                    **out,
+                    "response": text,
+                    **{p: getattr(parts, p) for p in _PARTS},
+                    "response_format": parts.format,
+                    "repairs": repairs,
+                })  # fmt: skip
         return result
 
     def method_notes(self) -> str:
+        untagged = (
+            " In chat mode a response without the four tags is read as prose and code blocks "
+            "(`response_format: untagged`): the last block with an assert is the tests, the "
+            "first block before it that defines something the implementation; one block with "
+            "both is split at its first top-level assert (`split_single_block`)."
+            if self.chat
+            else ""
+        )
         return (
             "Each instruction is asked for n samples in one request (sample i with seed + i). "
-            "`response` is the raw text; `implementation` and `tests` are the code of their "
-            "parts' code blocks (all blocks of [Tests], joined), ready for `execute`."
+            "`response` is the text (kept rows: with the repairs listed in `repairs`, e.g. "
+            "`closed_final_fence`, a last code block left open at the end, closed; dropped "
+            "rows: raw); `implementation` and `tests` are the code of their parts' code blocks "
+            "(all blocks of [Tests], joined), ready for `execute`." + untagged
         )

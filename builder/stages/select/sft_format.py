@@ -41,3 +41,15 @@ def strip_comments_in_blocks(response: str) -> str:
 def remove_tests_section(response: str) -> str:
     """The response up to its `[Tests]` section (reasoning, implementation, explanation)."""
     return _TESTS_SECTION.sub("", response).rstrip() + "\n"
+
+
+def remove_untagged_tests(response: str, parts) -> str:
+    """An untagged response (chat mode) without its tests: the tests' code block left out, or,
+    where the tests were split out of the solution's block, their lines."""
+    if parts.tests_span is not None:
+        start, end = parts.tests_span
+        return (response[:start].rstrip() + "\n\n" + response[end:].lstrip()).strip() + "\n"
+    index = response.find(parts.tests)
+    if index < 0:
+        return response
+    return response[:index].rstrip() + "\n" + response[index + len(parts.tests) :].lstrip("\n")

@@ -25,6 +25,7 @@ from builder.stages.generation.parse import parse_response
 from builder.stages.select.sft_format import (
     normalise,
     remove_tests_section,
+    remove_untagged_tests,
     strip_comments_in_blocks,
 )
 
@@ -69,11 +70,11 @@ class SelectStage(RowStage):
         if row["exec_status"] != "pass":
             return "not_passed", f"{row['exec_status']}: {row.get('exec_error') or ''}"[:200]
         response = row["response"] or ""
-        parsed = parse_response(response)
+        parsed = parse_response(response, untagged=_untagged(row))
         if not parsed.ok:
             return f"malformed_{parsed.error}", parsed.detail
         tests_section = response.split("[Tests]", 1)[-1]
-        if tests_section.count("```") != 2:
+        if parsed.value.format == "tagged" and tests_section.count("```") != 2:
             return "malformed_tests_blocks", "the tests are not exactly one code block"
         lowered = response.lower()
         marker = next((m for m in self.params.incomplete_markers if m.lower() in lowered), None)
@@ -105,7 +106,9 @@ class SelectStage(RowStage):
 
     def _sft_row(self, row: Row) -> Row:
         response = row["response"]
-        if self.params.remove_tests:
+        if self.params.remove_tests and _untagged(row):
+            response = remove_untagged_tests(response, parse_response(response, True).value)
+        elif self.params.remove_tests:
             response = remove_tests_section(response)
         if self.params.strip_comments:
             response = strip_comments_in_blocks(response)
@@ -124,6 +127,11 @@ class SelectStage(RowStage):
             f"samples that passed their own tests and are well formed ({flags}). `messages` is "
             "ready for TRL's SFTTrainer."
         )
+
+
+def _untagged(row: Row) -> bool:
+    """A response read as prose and code blocks (chat mode), not by its four tags."""
+    return row.get("response_format") == "untagged"
 
 
 def _public(row: Row) -> Row:

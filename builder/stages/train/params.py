@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from builder.errors import RecipeError
 from builder.pipeline.step import StepParams
@@ -58,6 +58,10 @@ class TrainParams(StepParams):
     use_peft: bool = False  # LoRA (TRL's name for it); False: full fine-tuning
     lora: dict[str, Any] = field(default_factory=dict)  # PEFT LoraConfig options
     publish_merged: bool = False  # LoRA: main holds the merged model, the adapter in adapter/
+    # `starcoder2`: StarCoder2-Instruct's turns (our chat_template.jinja) replace the model's;
+    # `model`: the base model's own chat template is kept (an instruct model's, which it already
+    # follows); None: `model` under the recipe's `prompting: chat`, else `starcoder2`.
+    chat_template: Literal["starcoder2", "model"] | None = None
     repo: str | None = runtime_only(None)  # None: <namespace>/<recipe>-train
     license: str = runtime_only("other")  # the model card's license
 

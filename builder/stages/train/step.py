@@ -36,6 +36,7 @@ class BaseModel:
     revision: str  # pinned
     path: str  # what from_pretrained reads: a Hub id or a local folder
     local: bool  # a folder here: no revision to pass to from_pretrained
+    source: dict | None = None  # a GGUF file's lineage (engines.model.ModelRef.source)
 
 
 class TrainStep(Step):
@@ -53,21 +54,30 @@ class TrainStep(Step):
         except ImportError as err:
             raise STEPS.missing("train", err) from None
         self.base = _pin_model(
-            inputs, self.params.model or self.context.model, self.params.revision
+            inputs, self.params.model or self.context.model, self.params.revision, self.context
         )
         return open_training_input(inputs, self.params.input or "select", self.params.split)
 
     def repo_name(self) -> str | None:
         return self.params.repo
 
+    def chat_template(self) -> str:
+        """`starcoder2` (ours replaces the model's) or `model` (the model's own is kept)."""
+        if self.params.chat_template is not None:
+            return self.params.chat_template
+        return "model" if self.context.prompting == "chat" else "starcoder2"
+
     def fingerprint_extra(self) -> dict[str, Any]:
         if self.base is None:
             raise StageError("train: the base model is pinned by open_input first")
-        template = hashlib.sha256(TEMPLATE_FILE.read_bytes()).hexdigest()[:16]
-        return {
-            "base_model": {"name": self.base.name, "revision": self.base.revision},
-            "chat_template": template,
-        }
+        if self.chat_template() == "model":  # the model's revision pins its template
+            template = "model"
+        else:
+            template = hashlib.sha256(TEMPLATE_FILE.read_bytes()).hexdigest()[:16]
+        base = {"name": self.base.name, "revision": self.base.revision}
+        if self.base.source is not None:
+            base["gguf"] = self.base.source
+        return {"base_model": base, "chat_template": template}
 
     def run(self, job: StepRun) -> dict[str, Any]:
         from builder.stages.train.trainer import run_training
@@ -86,9 +96,9 @@ class TrainStep(Step):
         return f"{training['steps']} steps, {training['tokens_seen'] or 0:,} tokens, loss {_loss(training)}"
 
 
-def _pin_model(inputs, name: str, revision: str | None) -> BaseModel:
+def _pin_model(inputs, name: str, revision: str | None, context) -> BaseModel:
     """The base model, pinned: a model repository of the recipe's store (its files in a local
-    folder), else a Hub id or a local folder."""
+    folder), else a Hub id, a local folder or a GGUF file (converted once under work_dir)."""
     from builder.pipeline.inputs import ModelInput
 
     if not name:
@@ -96,8 +106,12 @@ def _pin_model(inputs, name: str, revision: str | None) -> BaseModel:
     if inputs.has_model(name):
         pinned = inputs.model_repo(name, revision or "main")
         return BaseModel(name, pinned.revision, pinned.path, local=True)
-    pinned = ModelInput(name, revision)  # a local folder is named by its own name only
-    return BaseModel(pinned.name, pinned.revision, pinned.path, Path(name).expanduser().exists())
+    # a local folder is named by its own name only
+    pinned = ModelInput(
+        name, revision, work_dir=context.work_dir, origin=context.model_origin
+    )
+    local = Path(name).expanduser().exists()
+    return BaseModel(pinned.name, pinned.revision, pinned.path, local, pinned.source)
 
 
 def _loss(training: dict) -> str:

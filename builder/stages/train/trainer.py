@@ -94,12 +94,36 @@ def load_tokenizer(path: str, revision: str | None):
     return tokenizer
 
 
+def own_template_rows(dialogues: list, tokenizer) -> list[dict[str, str]]:
+    """Conversations as prompt/completion text in the model's own chat template: the prompt is
+    every turn but the last, opened for the assistant; the completion is the last turn as the
+    template closes it (its end-of-turn token included, the newline after it not), so TRL's
+    completion-only loss covers the response and its end of turn, nothing else."""
+    rows = []
+    for turns in dialogues:
+        if isinstance(turns, dict):  # already prompt/completion text
+            rows.append(turns)
+            continue
+        prompt = tokenizer.apply_chat_template(
+            turns[:-1], tokenize=False, add_generation_prompt=True
+        )
+        full = tokenizer.apply_chat_template(turns, tokenize=False)
+        if not full.startswith(prompt):
+            raise StageError(
+                "train: the model's chat template renders a conversation that does not start "
+                "with its own prompt; use stages.train.chat_template: starcoder2"
+            )
+        rows.append({"prompt": prompt, "completion": full[len(prompt) :].rstrip("\n")})
+    return rows
+
+
 def build_trainer(
-    model, args, dialogues: list, tokenizer, peft_config=None, callbacks=()
+    model, args, dialogues: list, tokenizer, peft_config=None, callbacks=(), own_template=False
 ):
     """TRL's SFTTrainer on `dialogues` (lists of role/content turns). The dataset is tokenized
     here, with the training template; the tokenizer then gets the inference template, which is
-    what every saved checkpoint and the final model carry."""
+    what every saved checkpoint and the final model carry. With `own_template`, the dialogues
+    are prompt/completion text in the model's own template, which the tokenizer keeps."""
     from datasets import Dataset
     from trl import SFTTrainer
 
@@ -112,7 +136,8 @@ def build_trainer(
         )  # fmt: skip
     except ValueError as err:  # settings that do not go together (TRL's and PEFT's checks)
         raise StageError(f"stages.train: {_first_line(err)}") from None
-    tokenizer.chat_template = inference_template()
+    if not own_template:
+        tokenizer.chat_template = inference_template()
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(ProgressBar())
@@ -154,12 +179,21 @@ def run_training(step, job) -> dict[str, Any]:
     hub_revision = None if base.local else base.revision
     if hub_revision:
         args.model_init_kwargs = {**(args.model_init_kwargs or {}), "revision": hub_revision}
-    tokenizer = load_tokenizer(base.path, hub_revision)
+    own_template = step.chat_template() == "model"
+    if own_template:  # the base model's own chat template, kept: prompt/completion text
+        from builder.engines.model import chat_tokenizer
+
+        tokenizer = chat_tokenizer(base.path, hub_revision)
+        dialogues = own_template_rows(dialogues, tokenizer)
+        args.assistant_only_loss = False  # TRL's completion-only loss does the same
+    else:
+        tokenizer = load_tokenizer(base.path, hub_revision)
     _cpu_threads(step.context)
     static = {
         "dataset": {**source.ref, "format": kind, "conversations": len(dialogues),
                     "left_out": dict(left_out)},
         "method": "lora" if params.use_peft else "full",
+        "chat_template": step.chat_template(),
         "hyperparameters": _options(args),
         "lora": peft_config.to_dict() if peft_config is not None else None,
         "versions": _versions(),
@@ -177,8 +211,9 @@ def run_training(step, job) -> dict[str, Any]:
             log.info("train: resuming from step %d (%s)", resume.step, resume.source)
         before = resume.wall_time_s if resume else 0.0
         trainer = build_trainer(
-            base.path, args, dialogues, tokenizer, peft_config, [_OnSave(publisher, before)]
-        )
+            base.path, args, dialogues, tokenizer, peft_config, [_OnSave(publisher, before)],
+            own_template,
+        )  # fmt: skip
         started = time.monotonic()
         trainer.train(resume_from_checkpoint=str(resume.path) if resume else None)
         wall_time = before + time.monotonic() - started
