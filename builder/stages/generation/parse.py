@@ -130,10 +130,9 @@ def parse_response(text: str, untagged: bool = False) -> Parsed:
         return failed("tests_syntax_error", f"line {err.lineno}: {err.msg}")
     if not any(isinstance(node, ast.Assert) for node in ast.walk(test_tree)):
         return failed("no_asserts", "the tests have no assert statement")
-    defined = _top_level_names(code_tree)
-    if not defined & _used_names(test_tree):
-        names = ", ".join(sorted(defined)[:5]) or "nothing"
-        return failed("tests_do_not_call_implementation", f"the tests use none of: {names}")
+    unused = _tests_ignore_implementation(code_tree, test_tree)
+    if unused is not None:
+        return unused
     return Parsed(
         ResponseParts(
             reasoning=sections["Reasoning"].strip(),
@@ -178,11 +177,9 @@ def _parse_untagged(text: str) -> Parsed:
             return failed("no_implementation_block", "no code block defines the solution")
         (code, tests), span, repairs = split, None, ("split_single_block",)
         explanation = text[blocks[t][1] :]
-    code_tree, test_tree = ast.parse(code), ast.parse(tests)
-    defined = _top_level_names(code_tree)
-    if not defined & _used_names(test_tree):
-        names = ", ".join(sorted(defined)[:5]) or "nothing"
-        return failed("tests_do_not_call_implementation", f"the tests use none of: {names}")
+    unused = _tests_ignore_implementation(ast.parse(code), ast.parse(tests))
+    if unused is not None:
+        return unused
     return Parsed(
         ResponseParts(
             reasoning=text[: blocks[i][0]].strip(),
@@ -194,6 +191,15 @@ def _parse_untagged(text: str) -> Parsed:
             repairs=repairs,
         )
     )
+
+
+def _tests_ignore_implementation(code_tree: ast.Module, test_tree: ast.Module) -> Parsed | None:
+    """The failure when the tests use none of the names the implementation defines."""
+    defined = _top_level_names(code_tree)
+    if defined & _used_names(test_tree):
+        return None
+    names = ", ".join(sorted(defined)[:5]) or "nothing"
+    return failed("tests_do_not_call_implementation", f"the tests use none of: {names}")
 
 
 def _split_at_first_assert(tree: ast.Module, code: str) -> tuple[str, str] | None:
