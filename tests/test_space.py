@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
+import re
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -119,7 +122,10 @@ def served(tiny_model, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("space")
     facts = space_store.build(root, tiny_model)
-    config = config_from_recipe(load_recipe(TINY, facts["overrides"]))
+    # One more model offered in the chat that does not load (a folder that is not there).
+    config = config_from_recipe(
+        load_recipe(TINY, facts["overrides"]), models=[str(root / "no-such-model")]
+    )
     demo = build_app(config)
     port = free_port()
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
@@ -160,6 +166,7 @@ def test_chat_streams_the_checkpoints_answer_with_its_own_chat_template(space, t
         "",
         "",
         "",
+        "",
         api_name="/chat",
     )
     parts = [text for text, _ in job]
@@ -177,7 +184,7 @@ def test_chat_with_a_prefix_continues_it_and_without_a_template_uses_the_fallbac
     client, _, _ = space
     prefix = "Here is a Python function:\n```python\n"
     text, status = client.predict(
-        "Add two numbers.", f"model:{tiny_model}", 0.0, 16, prefix, "", "", api_name="/chat"
+        "Add two numbers.", f"model:{tiny_model}", 0.0, 16, prefix, "", "", "", api_name="/chat"
     )
     assert "no chat template" in status
     fallback = (ROOT / "spaces/space_app/fallback_chat_template.jinja").read_text()
@@ -196,17 +203,18 @@ def test_chat_with_a_prefix_continues_it_and_without_a_template_uses_the_fallbac
 def test_chat_errors_are_one_line_and_the_chat_goes_on(space):
     from gradio_client.exceptions import AppError
 
-    client, _, _ = space
+    client, facts, root = space
+    broken = f"model:{root / 'no-such-model'}"  # offered (serve --model), but not there
     with pytest.raises(AppError) as failure:
-        client.predict("hi", "model:/no/such/model", 0.0, 8, "", "", "", api_name="/chat")
-    assert "model /no/such/model does not load" in str(failure.value)
+        client.predict("hi", broken, 0.0, 8, "", "", "", "", api_name="/chat")
+    assert f"model {root / 'no-such-model'} does not load" in str(failure.value)
     dead = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(AppError) as failure:
-        client.predict("hi", "", 0.0, 8, "", dead, "m", api_name="/chat")
+        client.predict("hi", "", 0.0, 8, "", dead, "m", "", api_name="/chat")
     message = str(failure.value)
     assert f"the endpoint {dead} does not answer" in message and "Traceback" not in message
     text, _ = client.predict(
-        "hi", "store:local/tiny-train@step-000001", 0.0, 4, "", "", "", api_name="/chat"
+        "hi", "store:local/tiny-train@step-000001", 0.0, 4, "", "", "", "", api_name="/chat"
     )
     assert isinstance(text, str)
 
@@ -215,8 +223,10 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
     """An OpenAI-compatible server that streams a fixed answer in three chunks."""
 
     requests: ClassVar[list[dict]] = []
+    auth: ClassVar[list[str | None]] = []  # the Authorization header of each request
 
     def do_GET(self):
+        type(self).auth.append(self.headers.get("Authorization"))
         self._send(
             "application/json",
             json.dumps(
@@ -230,6 +240,7 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
         )
 
     def do_POST(self):
+        type(self).auth.append(self.headers.get("Authorization"))
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append(body)
         chunks = [
@@ -265,10 +276,10 @@ def test_chat_through_an_openai_compatible_endpoint(space):
     url = f"http://127.0.0.1:{server.server_port}/v1"
     answer = "def add(a, b): return a + b"
     try:
-        job = client.submit("add", "", 0.3, 64, "", url, "", api_name="/chat")
+        job = client.submit("add", "", 0.3, 64, "", url, "", "", api_name="/chat")
         parts = [text for text, _ in job]
         job = client.submit(
-            "again", "", 0.3, 64, "```python\n", url, "served-model", api_name="/chat"
+            "again", "", 0.3, 64, "```python\n", url, "served-model", "", api_name="/chat"
         )
         prefixed = job.result()[0]
     finally:
@@ -372,13 +383,10 @@ def test_provenance_follows_an_sft_row_back_to_its_source_file(space):
     sft = facts["sft"][1]
     chain, status = client.predict("select", "", "train", 1, api_name="/provenance")
     assert status == "6 stages back from select row 1"
-    stages = [
-        line.split(" — ")[0].split(". ")[1]
-        for line in chain.splitlines()
-        if line.startswith("### ") and " — " in line
-    ]
+    stages = re.findall(r"<h3>\d+\. (\w+) — ", chain)
     assert stages == ["select", "execute", "responses", "instructions", "concepts", "extract"]
     executed = next(r for r in facts["executed"] if r["response_id"] == sft["response_id"])
+    shown = html.unescape(chain)
     for text in (
         sft["response"],
         executed["response"],
@@ -386,11 +394,11 @@ def test_provenance_follows_an_sft_row_back_to_its_source_file(space):
         *sft["concepts"],
         sft["function"].strip(),
     ):
-        assert text.strip() in chain
-    assert "**response (rewritten by this stage)**" in chain.split("### 2.")[0]  # by select
+        assert text.strip() in shown
+    assert "<b>response (rewritten by this stage)</b>" in chain.split("<h3>2.")[0]  # by select
     source = (facts["corpus"] / sft["path"]).read_text()
-    assert f"**corpus: {sft['path']} (license: unknown)**" in chain
-    assert source.strip() in chain  # the whole (short) source file
+    assert f"<b>corpus: {sft['path']} (license: unknown)</b>" in chain
+    assert source.strip() in shown  # the whole (short) source file
 
 
 def test_an_unpublished_stage_or_a_bad_row_is_one_line_and_the_page_goes_on(space):
@@ -434,3 +442,90 @@ def test_local_chat_streams_answers_without_spaces_token_by_token(tiny_model):
     pieces = [piece for piece in streamer.text_queue.queue if piece not in ("", None)]
     assert "".join(pieces) == tokenizer.decode(ids)
     assert len(pieces) >= len(ids) - 1  # one piece per token, none held back for a space
+
+
+# -- what a visitor can and cannot reach (issue 23) ---------------------------------------------
+
+
+def _fake_endpoint(handler=_FakeOpenAI) -> tuple[ThreadingHTTPServer, str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}/v1"
+
+
+def test_the_spaces_key_goes_only_to_endpoints_its_owner_configured(space, monkeypatch):
+    client, _, _ = space
+    monkeypatch.setenv("HF_TOKEN", "hf_owner_secret")
+    monkeypatch.setenv("ENDPOINT_API_KEY", "owner_endpoint_key")
+    monkeypatch.delenv("ENDPOINT_URL", raising=False)
+    server, url = _fake_endpoint()
+    _FakeOpenAI.auth.clear()
+    try:
+        client.predict("hi", "", 0.0, 8, "", url, "", "", api_name="/chat")  # GET, then POST
+        client.predict("hi", "", 0.0, 8, "", url, "m", "visitor-key", api_name="/chat")
+        monkeypatch.setenv("ENDPOINT_URL", f"http://elsewhere:1/v1,{url}/")  # the owner's
+        client.predict("hi", "", 0.0, 8, "", url, "m", "", api_name="/chat")
+    finally:
+        server.shutdown()
+    assert _FakeOpenAI.auth == [None, None, "Bearer visitor-key", "Bearer owner_endpoint_key"]
+
+
+def test_the_api_opens_no_repository_the_recipe_does_not_name(space, tmp_path):
+    client, facts, _ = space
+    store = open_store(facts["store"])
+    commit = publish_split(store, "local/private-notes", numbered_rows(3), tmp_path)
+    result = f"local/private-notes@{commit}"
+    refused = "⚠️ local/private-notes is not one of the repositories this Space shows"
+    assert client.predict(result, api_name="/eval_benchmarks")[-1] == refused
+    assert client.predict(result, "train", api_name="/eval_samples")[-1] == refused
+    assert client.predict(result, "train", 0, api_name="/eval_sample")[-1] == refused
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as failure:  # a model repository of the store, not offered
+        client.predict(
+            "hi", "store:local/private-notes@main", 0, 4, "", "", "", "", api_name="/chat"
+        )
+    assert "does not offer the model local/private-notes@main" in str(failure.value)
+
+
+def test_a_long_message_is_refused_at_once_in_one_line(space):
+    from gradio_client.exceptions import AppError
+
+    client, _, _ = space
+    started = time.monotonic()
+    with pytest.raises(AppError) as failure:
+        client.predict(
+            "x" * 1_000_000, "store:local/tiny-train@main", 0, 8, "", "", "", "", api_name="/chat"
+        )
+    assert str(failure.value).startswith("message too long: 1,000,000 characters (at most 16,000)")
+    assert time.monotonic() - started < 10
+    with pytest.raises(AppError) as failure:  # under the characters, over the prompt tokens
+        client.predict(
+            "a1 " * 5000, "store:local/tiny-train@main", 0, 8, "", "", "", "", api_name="/chat"
+        )
+    assert "message too long: the prompt is" in str(failure.value)
+
+
+class _SlowOpenAI(_FakeOpenAI):
+    def do_POST(self):
+        time.sleep(2.0)
+        super().do_POST()
+
+
+def test_one_slow_chat_does_not_queue_the_next_visitor(space):
+    from gradio_client import Client
+
+    client, _, _ = space
+    other = Client(client.src, verbose=False)
+    server, url = _fake_endpoint(_SlowOpenAI)
+    try:
+        started = time.monotonic()
+        jobs = [
+            c.submit("hi", "", 0, 8, "", url, "m", "", api_name="/chat") for c in (client, other)
+        ]
+        answers = [job.result()[0] for job in jobs]
+        elapsed = time.monotonic() - started
+    finally:
+        server.shutdown()
+    assert answers == ["def add(a, b): return a + b"] * 2
+    assert elapsed < 3.6, f"two 2-second answers took {elapsed:.1f} s: served one after the other"

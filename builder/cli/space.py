@@ -52,6 +52,14 @@ def register(commands) -> None:
             metavar="ID_OR_DIR",
             help="another model to offer in the chat (repeatable)",
         )
+        parser.add_argument(
+            "--endpoint",
+            action="append",
+            default=[],
+            metavar="URL",
+            help="an OpenAI-compatible endpoint of yours: the only URLs the Space sends its "
+            "ENDPOINT_API_KEY (else HF_TOKEN) to (repeatable)",
+        )
         add_set(parser)
 
 
@@ -79,8 +87,9 @@ def cmd_serve(args) -> int:
     from space_app.config import config_from_recipe
     from space_app.ui import build_app
 
+    check_address(args.host, args.port)
     config = config_from_recipe(
-        load_recipe(args.recipe, args.overrides), args.eval_repo, args.model
+        load_recipe(args.recipe, args.overrides), args.eval_repo, args.model, None, args.endpoint
     )
     demo = build_app(config)
     log.info(
@@ -92,6 +101,30 @@ def cmd_serve(args) -> int:
     )
     demo.launch(server_name=args.host, server_port=args.port, quiet=True)
     return 0
+
+
+def check_address(host: str, port: int) -> None:
+    """One line, before anything loads, for a port out of range, an address this machine does
+    not have, or a port another program holds."""
+    import errno
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise BuilderError(f"--port {port}: a port is a number from 1 to 65535")
+    try:
+        family, kind, proto, _, where = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as err:
+        raise BuilderError(f"--host {host}: not an address this machine can resolve ({err})")
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            probe.bind(where)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise BuilderError(f"port {port} on {host} is taken by another program") from None
+            if err.errno == errno.EADDRNOTAVAIL:
+                raise BuilderError(f"--host {host}: not an address of this machine") from None
+            raise BuilderError(f"cannot serve on {host}:{port}: {err.strerror}") from None
 
 
 def cmd_deploy(args) -> int:
@@ -111,7 +144,7 @@ def cmd_deploy(args) -> int:
             "there first (`builder store push`)",
             source,
         )
-    config = config_from_recipe(recipe, args.eval_repo, args.model, store="hf")
+    config = config_from_recipe(recipe, args.eval_repo, args.model, "hf", args.endpoint)
     try:
         models, datasets = _published(config, "hf")
     except StoreError as err:

@@ -3,6 +3,10 @@
 What a commit holds never changes, so manifests and open splits are cached by commit id (splits
 in a small LRU, since each keeps its shards' footers and file handles open). A branch's head is
 asked again after `HEAD_TTL_S`, so a stage published while the Space runs shows up.
+
+It opens only the recipe's repositories (its stages, model and evaluation repositories) and
+the inputs their manifests pin (a corpus in the store, a dataset of another recipe), whatever a
+caller of the API names: the store may hold private repositories of its owner's.
 """
 
 from __future__ import annotations
@@ -25,9 +29,15 @@ class NotPublished(BuilderError):
     """A stage or repository the recipe names that the store does not hold (yet)."""
 
 
+class NotServed(BuilderError):
+    """A repository this Space does not show, whatever a caller asks."""
+
+
 class Catalog:
     def __init__(self, config: SpaceConfig):
         self.config = config
+        self._served = {s.repo for s in config.stages} | set(config.model_repos)
+        self._served |= set(config.eval_repos)
         self.stores = {kind: open_store(config.store, kind) for kind in ("dataset", "model")}
         self._lock = threading.Lock()
         self._heads: dict[tuple[str, str, str], tuple[float, str | None]] = {}
@@ -41,8 +51,14 @@ class Catalog:
         known = ", ".join(s.name for s in self.config.stages) or "none"
         raise BuilderError(f"unknown stage '{name}' (this recipe has: {known})")
 
+    def check(self, repo: str) -> None:
+        """NotServed unless the recipe names `repo` or a manifest read so far pins it as input."""
+        if repo not in self._served:
+            raise NotServed(f"{repo} is not one of the repositories this Space shows")
+
     def head(self, repo: str, repo_type: str = "dataset", branch: str = "main") -> str | None:
         """The commit `branch` points at, or None if the repository does not exist."""
+        self.check(repo)
         key = (repo_type, repo, branch)
         cached = self._heads.get(key)
         if cached and time.monotonic() - cached[0] < HEAD_TTL_S:
@@ -61,12 +77,18 @@ class Catalog:
             if commit is None:
                 raise NotPublished(f"{repo} is not in {self.config.store}")
             return commit
+        self.check(repo)
         return self.stores[repo_type].resolve(repo, revision)
 
     def manifest(self, repo: str, commit: str, repo_type: str = "dataset") -> dict | None:
+        self.check(repo)
         key = (repo_type, repo, commit)
         if key not in self._manifests:
-            self._manifests[key] = read_manifest(self.stores[repo_type], repo, commit)
+            manifest = read_manifest(self.stores[repo_type], repo, commit)
+            source = (manifest or {}).get("input") or {}
+            if source.get("kind") == "store" and source.get("repo"):
+                self._served.add(source["repo"])  # the pinned input of a served revision
+            self._manifests[key] = manifest
         return self._manifests[key]
 
     def published(self, name: str, revision: str | None = None) -> tuple[str, dict | None]:
@@ -98,6 +120,7 @@ class Catalog:
         return self.stores[repo_type].refs(repo).branches
 
     def split(self, repo: str, commit: str, split: str) -> SplitPages:
+        self.check(repo)
         key = (repo, commit, split)
         with self._lock:
             if key in self._splits:

@@ -4,25 +4,28 @@ Two backends. Local: the model loaded with transformers (GPU if there is one, el
 model in memory at a time; a checkpoint of the store's model repository is a branch of it. A
 model without a chat template gets `fallback_chat_template.jinja` (StarCoder2-Instruct's turns),
 and the reply says so. Endpoint: any OpenAI-compatible server (vLLM, an Inference Endpoint,
-`transformers serve`) by URL, its key read from `ENDPOINT_API_KEY` (else `HF_TOKEN`); a
+`transformers serve`) by URL; which key it gets is `chat_guard.endpoint_key`'s business (the
+server's own only for an endpoint its owner configured). A
 response prefix is sent as a final assistant message to continue (`continue_final_message`,
 which vLLM honours; other servers may start a new message instead).
 
 Any failure (a model that does not load, an endpoint that does not answer) is a ChatError with
-one line; the UI shows it and keeps working.
+one line; the UI shows it and keeps working. The bounds on what a visitor may ask (message and
+prompt length, tokens, seconds) are in `chat_guard.py`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from builder.errors import BuilderError
 from space_app.catalog import Catalog
+from space_app.chat_guard import ChatLimits, check_prompt_tokens
 
 log = logging.getLogger(__name__)
 FALLBACK_TEMPLATE = Path(__file__).with_name("fallback_chat_template.jinja")
@@ -107,8 +110,8 @@ class LocalModels:
 
     def _where(self, choice: str) -> tuple[str, str | None]:
         kind, _, name = choice.partition(":")
-        if kind not in ("model", "store"):  # typed in: a Hub id or a folder
-            return choice, None
+        if kind not in ("model", "store"):  # the handler offers only the listed choices
+            raise ChatError(f"not a model choice: {choice}")
         if kind == "model":  # the recipe's or the command line's: a .gguf file is converted once
             if name.lower().endswith(".gguf"):
                 from builder.engines.gguf import materialize
@@ -171,12 +174,16 @@ def _token_streamer(tokenizer):
     return TokenStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
 
 
-def stream_local(tokenizer, model, messages: list[dict], settings: Settings) -> Iterator[str]:
-    """The growing answer (the prefix, then each new piece), as transformers generates it."""
+def stream_local(
+    tokenizer, model, messages: list[dict], settings: Settings, limits: ChatLimits = ChatLimits()
+) -> Iterator[str]:
+    """The growing answer (the prefix, then each new piece), as transformers generates it,
+    within `limits` (prompt tokens, seconds)."""
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     prompt = render_prompt(tokenizer, messages) + settings.prefix
     inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    check_prompt_tokens(int(inputs["input_ids"].shape[1]), limits)
     streamer = _token_streamer(tokenizer)
     stop = threading.Event()
 
@@ -185,6 +192,7 @@ def stream_local(tokenizer, model, messages: list[dict], settings: Settings) -> 
             return stop.is_set()
 
     options = {"max_new_tokens": int(settings.max_tokens), "streamer": streamer}
+    options["max_time"] = float(limits.max_seconds)
     options["stopping_criteria"] = StoppingCriteriaList([_Stopped()])
     pad = tokenizer.pad_token_id
     options["pad_token_id"] = tokenizer.eos_token_id if pad is None else pad
@@ -217,22 +225,32 @@ def stream_local(tokenizer, model, messages: list[dict], settings: Settings) -> 
 
 
 def stream_endpoint(
-    url: str, model: str, messages: list[dict], settings: Settings, timeout_s: float = 60.0
+    url: str,
+    model: str,
+    messages: list[dict],
+    settings: Settings,
+    key: str | None = None,
+    limits: ChatLimits = ChatLimits(),
+    timeout_s: float = 60.0,
 ) -> Iterator[str]:
-    """The growing answer from an OpenAI-compatible server's streamed chat completion."""
+    """The growing answer from an OpenAI-compatible server's streamed chat completion, sent
+    `key` as its Bearer token (no Authorization header at all when None), cut after
+    `limits.max_seconds`."""
     try:
         import openai
     except ImportError:
         raise ChatError("the endpoint backend needs the openai package") from None
-    key = os.environ.get("ENDPOINT_API_KEY") or os.environ.get("HF_TOKEN") or "none"
-    client = openai.OpenAI(base_url=url, api_key=key, timeout=timeout_s, max_retries=0)
+    # A placeholder the client requires; the header it would make is omitted on every request.
+    client = openai.OpenAI(base_url=url, api_key=key or "no-key", timeout=timeout_s, max_retries=0)
+    headers = None if key else {"Authorization": openai.Omit()}
+    deadline = time.monotonic() + limits.max_seconds
     extra = {}
     if settings.prefix:  # continue a started assistant message instead of opening a new one
         messages = messages + [{"role": "assistant", "content": settings.prefix}]
         extra = {"continue_final_message": True, "add_generation_prompt": False}
     try:
         if not model:
-            model = next(iter(client.models.list())).id
+            model = next(iter(client.models.list(extra_headers=headers))).id
         stream = client.chat.completions.create(
             model=model,
             messages=messages,
@@ -240,13 +258,17 @@ def stream_endpoint(
             max_tokens=int(settings.max_tokens),
             stream=True,
             extra_body=extra or None,
+            extra_headers=headers,
         )
         text = settings.prefix
-        for chunk in stream:
-            piece = chunk.choices[0].delta.content if chunk.choices else None
-            if piece:
-                text += piece
-                yield text
+        with stream:
+            for chunk in stream:
+                piece = chunk.choices[0].delta.content if chunk.choices else None
+                if piece:
+                    text += piece
+                    yield text
+                if time.monotonic() > deadline:  # the rest of the answer is not waited for
+                    return
     except openai.APIConnectionError as err:
         raise ChatError(f"the endpoint {url} does not answer: {_cause(err)}") from None
     except openai.APIStatusError as err:

@@ -42,6 +42,11 @@ class SpaceConfig:
     # The recipe's local corpus folders (published records name them by their last part only),
     # so that a local Space can show an extracted function's file; none on a deployed Space.
     corpora: list[str] = field(default_factory=list)
+    # OpenAI-compatible endpoints the owner runs: only these receive the server's key (see
+    # chat_guard.py); a visitor may still type another URL, which gets only the visitor's key.
+    endpoints: list[str] = field(default_factory=list)
+    # ChatLimits' fields to change (message and prompt bounds, seconds, concurrency).
+    chat_limits: dict = field(default_factory=dict)
 
     @property
     def data_stages(self) -> list[StageRef]:
@@ -58,7 +63,11 @@ class SpaceConfig:
     def from_json(cls, text: str) -> SpaceConfig:
         data = json.loads(text)
         data["stages"] = [StageRef(**s) for s in data.get("stages", [])]
-        return cls(**data)
+        config = cls(**data)
+        from space_app.chat_guard import ChatLimits
+
+        ChatLimits(**config.chat_limits)  # an unknown limit names itself now, not at the 1st chat
+        return config
 
 
 def load_config(folder: Path) -> SpaceConfig:
@@ -73,7 +82,11 @@ def load_config(folder: Path) -> SpaceConfig:
 
 
 def config_from_recipe(
-    recipe, eval_repos: list[str] = (), models: list[str] = (), store: str | None = None
+    recipe,
+    eval_repos: list[str] = (),
+    models: list[str] = (),
+    store: str | None = None,
+    endpoints: list[str] = (),
 ) -> SpaceConfig:
     """Resolve a recipe's repositories (names only: nothing needs to be published yet).
     `store`: read another store than the recipe's (a deployed Space reads `hf`)."""
@@ -109,6 +122,7 @@ def config_from_recipe(
         models=list(models),
         work_dir=recipe.work_dir or ".builder/work",
         corpora=[] if store == "hf" else _local_corpora(recipe),
+        endpoints=list(endpoints),
     )
 
 

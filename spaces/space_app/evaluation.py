@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from builder.evaluation.card import config_name
+from space_app import safe_html as h
 from space_app.catalog import Catalog
 
 # Table column -> (benchmark, score key): EvalPlus's "base" is HumanEval / MBPP, "plus" the
@@ -169,25 +170,21 @@ def verdict(row: dict) -> str:
     return "pass" if row.get("passed") else f"fail ({row.get('status') or 'tests failed'})"
 
 
-def sample_markdown(catalog: Catalog, result: str, config: str, index: int) -> str:
+def sample_html(catalog: Catalog, result: str, config: str, index: int) -> str:
+    """One graded sample as HTML, every value of the row escaped (see safe_html.py)."""
     repo, _, commit = result.partition("@")
     row = catalog.split(repo, commit, config).row(int(index))
     code = row.get("solution") or row.get("code") or row.get("completion") or ""
-    lines = [f"### {row.get('task_id')} · sample {row.get('sample_index')}: {verdict(row)}", ""]
-    for key in ("base_failed_input", "plus_failed_input", "grading_error", "error"):
-        if row.get(key):
-            lines.append(f"- {key.replace('_', ' ')}: `{str(row[key])[:300]}`")
+    title = f"{row.get('task_id')} · sample {row.get('sample_index')}: {verdict(row)}"
+    items = [
+        h.item(key.replace("_", " "), h.code(str(row[key])[:300]))
+        for key in ("base_failed_input", "plus_failed_input", "grading_error", "error")
+        if row.get(key)
+    ]
     if row.get("finish_reason"):
-        lines.append(f"- generation ended by: {row['finish_reason']}")
-    lines += ["", "**Generated code, as graded**", "", "```python", code.rstrip(), "```"]
+        items.append(h.item("generation ended by", h.text(row["finish_reason"])))
+    out = [f"<h3>{h.text(title)}</h3>", "<ul>" + "".join(items) + "</ul>" if items else ""]
+    out.append(h.block(code, "Generated code, as graded"))
     if row.get("prompt"):
-        lines += [
-            "",
-            "<details><summary>Prompt</summary>",
-            "",
-            "```",
-            row["prompt"],
-            "```",
-            "</details>",
-        ]
-    return "\n".join(lines)
+        out.append(f"<details><summary>Prompt</summary>{h.block(row['prompt'])}</details>")
+    return "\n".join(out)

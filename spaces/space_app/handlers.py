@@ -30,6 +30,7 @@ from space_app.chat import (
     stream_endpoint,
     stream_local,
 )
+from space_app.chat_guard import ChatLimits, bounded, check_conversation, endpoint_key
 from space_app.config import SpaceConfig
 
 log = logging.getLogger(__name__)
@@ -68,25 +69,39 @@ class Handlers:
     def __init__(self, config: SpaceConfig):
         self.catalog = Catalog(config)
         self.local = LocalModels(self.catalog)
+        self.chat_limits = ChatLimits(**config.chat_limits)
 
     # -- chat --------------------------------------------------------------------------------
 
-    def chat(self, message, history, choice, temperature, max_tokens, prefix, url, served):
-        """Yields (the answer so far, status)."""
-        settings = Settings(float(temperature), int(max_tokens), prefix or "")
-        messages = messages_of(history, message)
+    def chat(self, message, history, choice, temperature, max_tokens, prefix, url, served, key=""):
+        """Yields (the answer so far, status). Only the listed models; an endpoint gets the
+        server's key only if the owner configured it (chat_guard.py)."""
+        limits = self.chat_limits
         try:
+            settings = Settings(*bounded(temperature, max_tokens, limits), prefix or "")
+            messages = messages_of(history, str(message or ""))
+            check_conversation(messages, limits, settings.prefix)
             if url:
+                url = url.strip()
                 status = f"endpoint {url}"
-                stream = stream_endpoint(url.strip(), (served or "").strip(), messages, settings)
+                secret = endpoint_key(url, key or "", self.catalog.config.endpoints)
+                stream = stream_endpoint(
+                    url, (served or "").strip(), messages, settings, secret, limits
+                )
             else:
                 if not choice:
                     raise ChatError("no model to chat with: pick one, or give an endpoint URL")
+                if choice not in {value for _, value in model_choices(self.catalog)}:
+                    raise ChatError(
+                        f"this Space does not offer the model {model_name(choice)}: pick one of "
+                        "the list (its owner adds models with `builder space serve|deploy "
+                        "--model`)"
+                    )
                 tokenizer, model = self.local.get(choice)
                 status = f"{model_name(choice)} on {model.device}"
                 if not has_chat_template(tokenizer):
                     status += f" {NO_TEMPLATE_NOTE}"
-                stream = stream_local(tokenizer, model, messages, settings)
+                stream = stream_local(tokenizer, model, messages, settings, limits)
             for text in stream:
                 yield text, status
         except Exception as err:  # noqa: BLE001 - one line on the page, the chat goes on
@@ -129,7 +144,7 @@ class Handlers:
 
     @guarded(2)
     def eval_sample(self, result, config, index):
-        return evaluation.sample_markdown(self.catalog, result, config, int(index)), ""
+        return evaluation.sample_html(self.catalog, result, config, int(index)), ""
 
     def eval_sample_selected(self, result, config, event: gr.SelectData):
         return self.eval_sample(result, config, event.row_value[0])

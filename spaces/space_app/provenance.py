@@ -15,13 +15,15 @@ older).
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from space_app import safe_html as h
 from space_app.catalog import Catalog
 
 KEYS = ("response_id", "instruction_id", "id")
-CODE_COLUMNS = ("function", "code", "implementation", "solution", "tests", "content")
 SOURCE_LINES = 400  # lines of a source file shown around the function
 
 
@@ -111,9 +113,7 @@ def source_file(catalog: Catalog, row: dict, manifest: dict) -> Source | None:
     elif kind == "hub":
         repo = row.get("repo") or ""
         if repo.count("/") == 1:
-            found.url = (
-                f"https://github.com/{repo}/blob/HEAD/{row['path']}#L{row.get('lineno') or 1}"
-            )
+            found.url = h.github_link(repo, row["path"], row.get("lineno") or 1)
         found.notes.append(
             f"read from the Hub dataset {source.get('repo')}@{str(source.get('revision'))[:12]}; "
             "the link shows the repository's current HEAD, which may differ"
@@ -124,16 +124,46 @@ def source_file(catalog: Catalog, row: dict, manifest: dict) -> Source | None:
 
 
 def _from_folder(found: Source, row: dict, source: dict, corpora: list[str]) -> None:
-    # The recipe's folders first: a manifest names them by their last part only.
-    named = [Path(p) for p in str(source.get("path") or "").split(",") if p]
-    roots = [Path(c) for c in corpora if Path(c).name in {r.name for r in named}] + named
+    """The file under one of the recipe's corpus folders (a manifest names them by their last
+    part only), read only if no part of its path is a link and it stays inside that folder."""
+    named = {Path(p).name for p in str(source.get("path") or "").split(",") if p}
+    roots = [Path(c).resolve() for c in corpora if Path(c).name in named]
     root = next((r for r in roots if r.name == row.get("repo")), roots[0] if roots else None)
-    path = root / row["path"] if root else None
-    if path is None or not path.is_file():
-        found.notes.append(f"read from {path} on the machine that ran extract; not readable here")
+    if root is None:
+        found.notes.append("read from a folder on the machine that ran extract; not readable here")
         return
-    found.text = path.read_text(errors="replace")
-    found.notes.append(f"the file {path} as it is on this machine now")
+    text = read_inside(root, str(row["path"]))
+    if text is None:
+        found.notes.append(
+            f"{root / row['path']} is not a regular file inside {root} on this machine now "
+            "(missing, or reached through a link, which is never followed)"
+        )
+        return
+    found.text = text
+    found.notes.append(f"the file {root / row['path']} as it is on this machine now")
+
+
+def read_inside(root: Path, relative: str) -> str | None:
+    """The text of `root/relative` if it is a regular file inside `root` reached without any
+    link (each part checked, the file opened with O_NOFOLLOW); else None."""
+    parts = Path(relative).parts
+    if not parts or Path(relative).is_absolute() or ".." in parts:
+        return None
+    current = root
+    for part in parts:
+        current = current / part
+        if current.is_symlink():
+            return None
+    if not current.resolve().is_relative_to(root):
+        return None
+    try:
+        fd = os.open(current, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a fifo or a device: never read
+            return None
+        return fh.read().decode("utf-8", errors="replace")
 
 
 def _from_store(catalog: Catalog, found: Source, row: dict, source: dict, params: dict) -> None:
@@ -159,46 +189,53 @@ def _window(found: Source, row: dict) -> None:
 
 
 def render(chain: Chain) -> str:
-    """The chain as markdown, from the row asked about back to its source."""
+    """The chain as HTML (row values escaped: see safe_html.py), from the row asked about back
+    to its source."""
     out = []
     for number, link in enumerate(chain.links, 1):
-        where = f"`{link.repo}@{link.commit[:12]}`, {link.split} row {link.index:,}"
-        out += [f"### {number}. {link.stage} — {where}", ""]
+        where = (
+            f"{h.code(f'{link.repo}@{link.commit[:12]}')}, {h.text(link.split)} row {link.index:,}"
+        )
+        out.append(f"<h3>{number}. {h.text(link.stage)} — {where}</h3>")
         shown = [c for c in link.added if c not in ("id", "content_hash")]
         if link.split == "rejected":
             shown = ["drop_reason", "drop_detail", *shown]
         if not shown and not link.changed:
-            out += ["kept, unchanged (this stage adds no column)", ""]
-        for column in shown:
-            out += _field(column, link.row.get(column))
-        for column in link.changed:
-            out += _field(column, link.row.get(column), f"{column} (rewritten by this stage)")
-        out.append("")
+            out.append("<p>kept, unchanged (this stage adds no column)</p>")
+        items = [_field(column, link.row.get(column)) for column in shown]
+        items += [
+            _field(column, link.row.get(column), f"{column} (rewritten by this stage)")
+            for column in link.changed
+        ]
+        inline = [i for i in items if i.startswith("<li>")]
+        if inline:
+            out.append("<ul>" + "".join(inline) + "</ul>")
+        out += [i for i in items if not i.startswith("<li>")]
     if chain.note:
-        out += [f"*{chain.note}*", ""]
+        out.append(f"<p><i>{h.text(chain.note)}</i></p>")
     if chain.source is not None:
         source = chain.source
-        out += ["### Source file", "", f"**{source.where}**", ""]
+        out += ["<h3>Source file</h3>", f"<p><b>{h.text(source.where)}</b></p>"]
         if source.url:
-            out += [f"[{source.url}]({source.url})", ""]
-        out += [f"- {n}" for n in source.notes] + [""]
+            out.append(f"<p>{source.url}</p>")  # built by safe_html.github_link
+        if source.notes:
+            out.append("<ul>" + "".join(f"<li>{h.text(n)}</li>" for n in source.notes) + "</ul>")
         if source.text is not None:
-            out += [f"Lines from {source.first_line}:", "", "~~~~python", source.text, "~~~~", ""]
+            out += [f"<p>Lines from {source.first_line}:</p>", h.block(source.text)]
     return "\n".join(out)
 
 
-def _field(column: str, value, label: str | None = None) -> list[str]:
+def _field(column: str, value, label: str | None = None) -> str:
+    """An `<li>` for a short value, a labelled block for a long one."""
     label = label or column
     if value is None:
-        return [f"- **{label}**: (none)"]
+        return h.item(label, "(none)")
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return [f"- **{label}**: " + ", ".join(f"`{v}`" for v in value)]
+        return h.item(label, ", ".join(h.code(v) for v in value))
     if isinstance(value, (list, dict)):
-        text = json.dumps(value, indent=1, ensure_ascii=False, default=str)
-        return ["", f"**{label}**", "", "~~~~json", text, "~~~~", ""]
+        return h.block(json.dumps(value, indent=1, ensure_ascii=False, default=str), label)
     if not isinstance(value, str):
-        return [f"- **{label}**: `{value}`"]
+        return h.item(label, h.code(value))
     if "\n" not in value and len(value) <= 120:
-        return [f"- **{label}**: {value}"]
-    language = "python" if column in CODE_COLUMNS else "text"
-    return ["", f"**{label}**", "", f"~~~~{language}", value.rstrip(), "~~~~", ""]
+        return h.item(label, h.text(value))
+    return h.block(value, label)

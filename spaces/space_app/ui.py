@@ -42,33 +42,43 @@ def build_app(config: SpaceConfig) -> gr.Blocks:
 
 def chat_tab(h: Handlers, loads: list) -> None:
     with gr.Row():
+        # Choices come with each page load; the handler accepts only those (a caller of the API
+        # may send anything), so Gradio's own check against the choices at build time is off.
         model = gr.Dropdown(
-            label="model (or type a Hub id or a folder)",
-            choices=[],
-            scale=4,
-            elem_id="chat-model",
-            allow_custom_value=True,
+            label="model", choices=[], scale=4, elem_id="chat-model", allow_custom_value=True
         )
         refresh = gr.Button("↻ models", scale=1)
     with gr.Accordion("Settings and endpoint", open=False):
         with gr.Row():
             temperature = gr.Slider(0.0, 1.5, value=0.2, step=0.05, label="temperature")
             max_tokens = gr.Slider(
-                1, 4096, value=512, step=1, label="max tokens", elem_id="max-tokens"
+                1,
+                h.chat_limits.max_new_tokens,
+                value=min(512, h.chat_limits.max_new_tokens),
+                step=1,
+                label="max tokens",
+                elem_id="max-tokens",
             )
         prefix = gr.Textbox(label="response prefix (optional)", placeholder=PREFIX_HINT)
         with gr.Row():
+            owned = h.catalog.config.endpoints
             url = gr.Textbox(
                 label="OpenAI-compatible endpoint URL (empty: load the model here)",
-                placeholder="http://host:8000/v1",
+                placeholder=owned[0] if owned else "http://host:8000/v1",
             )
             served = gr.Textbox(label="served model name (empty: the server's first)")
+        key = gr.Textbox(
+            label="your API key for that endpoint (sent only to it; the Space's own key goes "
+            "only to its owner's endpoints)",
+            type="password",
+        )
     status = gr.Markdown(elem_id="chat-status")
     gr.ChatInterface(
         h.chat,
-        additional_inputs=[model, temperature, max_tokens, prefix, url, served],
+        additional_inputs=[model, temperature, max_tokens, prefix, url, served, key],
         additional_outputs=[status],
         api_name="chat",
+        concurrency_limit=h.chat_limits.concurrency,  # Gradio's default: one visitor at a time
         fill_height=False,
     )
     refresh.click(h.models, None, [model, status], api_name="models")
@@ -92,7 +102,7 @@ def evaluation_tab(h: Handlers, loads: list) -> None:
         samples = gr.Dataframe(
             headers=evaluation.SAMPLE_HEADERS, elem_id="eval-samples", max_height=420, scale=1
         )
-        sample = gr.Markdown(elem_id="eval-sample")
+        sample = gr.HTML(elem_id="eval-sample")  # row values escaped: safe_html.py
     picked = gr.Markdown(elem_id="eval-drilldown-status")
     refresh.click(h.evaluation, None, [scores, plot, result, status], api_name="evaluation")
     loads.append((h.evaluation, None, [scores, plot, result, status]))
@@ -191,7 +201,7 @@ def provenance_tab(h: Handlers, stages: list[str], tabs: gr.Tabs, selected, load
         index = gr.Number(0, precision=0, label="row #", elem_id="provenance-row")
         go = gr.Button("Trace", elem_id="trace")
     status = gr.Markdown(elem_id="provenance-status")
-    chain = gr.Markdown(elem_id="chain")
+    chain = gr.HTML(elem_id="chain")  # row values escaped: safe_html.py
     go.click(h.provenance, [stage, revision, split, index], [chain, status], api_name="provenance")
     loads.append((h.provenance, [stage, revision, split, index], [chain, status]))
     stage.input(lambda: "", None, revision, api_visibility="private")  # another stage: its latest
