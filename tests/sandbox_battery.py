@@ -69,6 +69,7 @@ import os, resource
 assert sorted(os.listdir("/tmp")) == ["work"], os.listdir("/tmp")
 assert os.listdir(".") == ["solution.py"], os.listdir(".")
 assert os.listdir("/dev/shm") == []
+assert not os.path.exists("/dev/big"), "a file written into /dev outlived its program"
 procs = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
 assert procs == [1, os.getpid()], procs
 with open("/tmp/work/f", "wb") as fh:
@@ -293,6 +294,12 @@ BATTERY = {
             while True:
                 fh.write(b"z" * (1 << 20))
     """),
+    # /dev is read-only (bwrap) or not writable by the program (docker): nothing may be left there.
+    "fill dev": src("""
+        with open("/dev/big", "wb") as fh:
+            while True:
+                fh.write(b"z" * (1 << 20))
+    """),
     "locked scratch directories": src("""
         import os
         for top in ("/tmp", "/dev/shm", "."):
@@ -354,6 +361,7 @@ EXPECTED = {
     "huge stderr": ({"fail"}, r"output limit exceeded"),
     "fill tmp": ({"fail"}, r"No space left on device"),
     "fill shm": ({"fail"}, r"No space left on device"),
+    "fill dev": ({"fail"}, r"Read-only file system|Permission denied"),
     "locked scratch directories": ({"fail"}, r"SystemExit\(1\)"),
     "exhaust fds": ({"fail"}, r"Too many open files"),
     "deep recursion": ({"fail"}, r"RecursionError"),

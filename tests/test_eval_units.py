@@ -244,3 +244,29 @@ def test_mbpp_release_prompt_with_its_assertion_inside():
         "### Instruction\nWrite a function to add.\n\nYour code should pass the following "
         "assertion:\n```python\nassert add(1, 2) == 3\n```\n\n### Response\n\n```python" == text
     )
+
+
+def test_a_damaged_ground_truth_cache_entry_is_named_and_computed_again(humaneval, tmp_path, caplog):
+    """A truncated pickle (written without fsync in a shared cache) once made the canonical
+    solution of HumanEval/0 fail; a garbled JSON ended every run in a traceback naming no file."""
+    import logging
+    import pickle
+
+    from builder.evaluation.groundtruth import ensure_groundtruth
+
+    tasks = ["HumanEval/0", "HumanEval/2"]
+    truth = ensure_groundtruth(humaneval, tasks, tmp_path)
+    whole = truth.task_path("HumanEval/0").read_bytes()
+    times = dict(truth.times)
+    pkl = truth.task_path("HumanEval/0")
+    pkl.write_bytes(whole[: len(whole) // 2])
+    truth.task_path("HumanEval/2").with_suffix(".json").write_text('{"base_time": [0.1')
+    with caplog.at_level(logging.WARNING):
+        again = ensure_groundtruth(humaneval, tasks, tmp_path)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 2
+    assert "HumanEval/0 is damaged (HumanEval_0.pkl does not match its hash)" in warned[0]
+    assert "HumanEval/2 is damaged (HumanEval_2.json:" in warned[1]
+    task = pickle.loads(pkl.read_bytes())  # whole again: the same expected outputs
+    assert task["base"] == pickle.loads(whole)["base"]
+    assert set(again.times) == set(times) and again.cost("HumanEval/2") > 0

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.sandbox import Program, SandboxError, SandboxLimits, _process, get_sandbox
+from builder.sandbox import Program, SandboxError, SandboxLimits, _cgroups, _process, get_sandbox
+from builder.sandbox.base import MiB
 from builder.sandbox.local import LocalSandbox
 from tests.sandbox_battery import (  # noqa: F401 - the shared tests are collected from here
     BATTERY,
@@ -189,9 +190,13 @@ def test_limits_must_be_positive_numbers():
 # ----------------------------------------------------------------------------- local only
 
 
+def _no_cgroups(monkeypatch):
+    monkeypatch.setattr(_cgroups.SandboxCgroups, "create", classmethod(lambda cls, *args: cls({})))
+
+
 def test_process_guard_alone_stops_too_many_processes(monkeypatch):
     """Without a pids cgroup and with RLIMIT_NPROC void (host root), the worker's guard acts."""
-    monkeypatch.setattr(_process.PidsCgroup, "create", classmethod(lambda cls, name, n: None))
+    _no_cgroups(monkeypatch)
     with local_sandbox(TIGHT, workers=1) as sb:
         names = ("fork bomb", "too many processes")
         results = sb.run([Program(name, BATTERY[name]) for name in names] + [Program("p", PROBE)])
@@ -358,3 +363,90 @@ def test_sysv_ipc_left_behind_recycles_the_worker_before_the_next_program():
         results = sb.run([Program("leftover", leftover), Program("probe", probe)])
         assert [r.status for r in results] == ["pass", "pass"], results
         assert sb.worker_pids() != before
+
+
+# ------------------------------------------------------------- memory as a sum, /dev, cgroups
+
+# Four children of 200 MiB each, touched: each under a 256 MiB address-space limit, together
+# three times over it.
+FORKED_MEMORY = """
+import os, time
+pids = []
+for _ in range(4):
+    pid = os.fork()
+    if pid == 0:
+        block = bytearray(200 << 20)
+        time.sleep(2)
+        os._exit(0)
+    pids.append(pid)
+statuses = [os.waitpid(pid, 0)[1] for pid in pids]
+assert statuses == [0, 0, 0, 0], str(statuses)
+"""
+SUM_LIMITS = SandboxLimits(timeout_s=15, memory_bytes=256 * MiB, tmpfs_bytes=16 * MiB)
+
+
+def _holds_the_sum(result) -> bool:
+    killed = "memory limit exceeded (more than 268435456 bytes in all its processes)"
+    return result.status == "fail" and (killed in result.error or "AssertionError" in result.error)
+
+
+def test_memory_is_bounded_as_a_sum_of_the_programs_processes():
+    with local_sandbox(SUM_LIMITS, workers=1) as sb:
+        result, probe = sb.run([Program("sum", FORKED_MEMORY), Program("probe", PROBE)])
+    assert _holds_the_sum(result), result
+    assert probe.status == "pass", probe
+
+
+def test_memory_guard_alone_bounds_the_sum_without_a_cgroup(monkeypatch):
+    _no_cgroups(monkeypatch)
+    with local_sandbox(SUM_LIMITS, workers=1) as sb:
+        result, fine = sb.run(
+            [
+                Program("sum", FORKED_MEMORY),
+                # Sixteen small forked children share the worker's pages: not counted 16 times.
+                Program(
+                    "fine",
+                    FORKED_MEMORY.replace("200 << 20", "1 << 20")
+                    .replace("4)", "16)")
+                    .replace("[0, 0, 0, 0]", "[0] * 16"),
+                ),
+            ]
+        )
+    assert "memory limit exceeded" in result.error and result.status == "fail", result
+    assert fine.status == "pass", fine
+
+
+MEMORY_GROUP = _cgroups.own_group("memory")
+needs_memory_cgroup = pytest.mark.skipif(
+    not _cgroups._writable(MEMORY_GROUP), reason="no writable memory cgroup (root on cgroup v1)"
+)
+
+
+@needs_memory_cgroup
+def test_a_memory_cgroup_holds_each_sandbox_and_is_removed_with_it():
+    with local_sandbox(SUM_LIMITS, workers=1) as sb:
+        memory = sb._slots[0].worker.cgroup.groups["memory"]
+        assert memory.parent == MEMORY_GROUP  # under our own group: its limits still apply
+        limit = int((memory / "memory.limit_in_bytes").read_text())
+        assert limit == 256 * MiB + 2 * 16 * MiB + 256 * MiB  # as the docker container's
+        assert (memory / "cgroup.procs").read_text().split()  # the worker is in it
+    assert not memory.exists()
+
+
+@needs_memory_cgroup
+def test_cgroups_left_by_a_killed_run_are_removed_by_the_next():
+    """A run killed with -9 leaves its groups; the next sandbox removes those whose process is
+    gone, and leaves a live process's and foreign ones alone."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    left = MEMORY_GROUP / f"builder-sandbox-{dead.pid}-1-0"
+    live = MEMORY_GROUP / f"builder-sandbox-{os.getpid()}-99-0"
+    for group in (left, live):
+        group.mkdir()
+    try:
+        with local_sandbox(SUM_LIMITS, workers=1):
+            assert not left.exists() and live.exists()
+    finally:
+        for group in (left, live):
+            if group.exists():
+                group.rmdir()

@@ -3,6 +3,7 @@ process dying on the spot (a forked child that `os._exit`s, like `kill -9`). The
 the old head or the new one, never between; the rerun publishes exactly once. Also: what is
 flushed before what (power loss), and full or unwritable disks."""
 
+import contextlib
 import errno
 import itertools
 import json
@@ -289,19 +290,43 @@ def test_a_full_disk_during_a_stage_publish_then_a_rerun(tmp_path, monkeypatch, 
     assert len(store.log("tester/crash-extract")) == 2
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A real 256 KiB filesystem (tmpfs), where mounting one is allowed (root)."""
-    mount = tmp_path / "tiny"
+@contextmanager
+def mounted_tmpfs(mount: Path, size: str):
+    """A real filesystem of `size` (tmpfs), where mounting one is allowed (root)."""
     mount.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
                           capture_output=True, check=False)  # fmt: skip
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    with mounted_tmpfs(tmp_path / "tiny", "256k") as mount:
+        yield mount
+
+
+@pytest.mark.parametrize("where", ["full", "not a folder"])
+def test_a_work_dir_that_is_full_or_unusable_is_one_line_naming_it(where, tmp_path, caplog):
+    corpus = write_corpus(tmp_path / "corpus")
+    with contextlib.ExitStack() as stack:
+        if where == "full":
+            work = stack.enter_context(mounted_tmpfs(tmp_path / "full", "16k"))
+            expected = f"no space left on {work}"
+        else:
+            work = Path("/proc/nope")
+            expected = f"cannot use work_dir {work}: no such folder"
+        args = [*stage_args(tmp_path, corpus), "--set", f"work_dir={work}"]
+        with caplog.at_level(logging.ERROR):
+            assert run_cli("run", TINY, "--only", "extract", *args) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [expected]
 
 
 def test_a_really_full_disk(tiny_disk, tmp_path):

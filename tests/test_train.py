@@ -340,15 +340,34 @@ def _run_killed(tmp_path, recipe, kill_at: int, wait_for: str = "") -> str:
     return done.stderr
 
 
-def test_kill_9_then_the_same_command_resumes_as_if_never_stopped(tiny_sc2, tmp_path):
+def _ends_as_uninterrupted(store, repo, whole_store, whole_repo, step: int, source: str):
     from safetensors.torch import load_file
 
+    whole = manifest(whole_store, whole_repo)
+    resumed = manifest(store, repo)
+    assert resumed["training"]["resumed_from"]["step"] == step
+    assert resumed["training"]["resumed_from"]["source"].startswith(source)
+    assert resumed["training"]["steps"] == whole["training"]["steps"] == 8
+    assert [e["step"] for e in resumed["log"]] == [e["step"] for e in whole["log"]]
+    for mine, theirs in zip(resumed["log"], whole["log"]):
+        assert mine["loss"] == pytest.approx(theirs["loss"], abs=1e-4)
+    assert resumed["training"]["tokens_seen"] == whole["training"]["tokens_seen"]
+    branches = store.refs(repo).branches
+    assert sorted(branches) == sorted(whole_store.refs(whole_repo).branches)
+    for branch in branches:  # no checkpoint published twice
+        assert len(store.log(repo, branch)) == len(whole_store.log(whole_repo, branch))
+    weights = [load_file(s.fetch(r, s.resolve(r), ["model.safetensors"])["model.safetensors"])
+               for s, r in ((store, repo), (whole_store, whole_repo))]  # fmt: skip
+    for name, tensor in weights[0].items():
+        assert (tensor - weights[1][name]).abs().max() < 1e-4, name
+
+
+def test_kill_9_then_the_same_command_resumes_as_if_never_stopped(tiny_sc2, tmp_path, caplog):
     data = str(write_jsonl(tmp_path / "pairs.jsonl", pairs()))
     whole_uri, whole_repo = f"local:{tmp_path / 'whole' / 'store'}", "tester/whole-train"
     assert run_cli("run", write_recipe(tmp_path / "whole", "whole", tiny_sc2, whole_uri, data),
                    "--only", "train") == 0  # fmt: skip
     whole_store = open_store(whole_uri, "model")
-    whole = manifest(whole_store, whole_repo)
 
     # Killed at step 5, once checkpoint 4 is in the store: step 5's work is lost.
     uri, repo = f"local:{tmp_path / 'a' / 'store'}", "tester/killed-train"
@@ -358,27 +377,33 @@ def test_kill_9_then_the_same_command_resumes_as_if_never_stopped(tiny_sc2, tmp_
     shutil.copytree(tmp_path / "a" / "store", tmp_path / "b" / "store", symlinks=True)
     uri_b = f"local:{tmp_path / 'b' / 'store'}"
     recipe_b = write_recipe(tmp_path / "b", "killed", tiny_sc2, uri_b, data)
+    # The same state again, but the work directory's checkpoint 4 damaged behind its marker:
+    # the store's copy of it is taken instead.
+    shutil.copytree(tmp_path / "a", tmp_path / "c", symlinks=True)
+    uri_c = f"local:{tmp_path / 'c' / 'store'}"
+    recipe_c = write_recipe(tmp_path / "c", "killed", tiny_sc2, uri_c, data)
+    [local_4] = (tmp_path / "c" / "work").rglob("checkpoint-4")
+    weights = local_4 / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
 
-    runs = ((recipe, uri, "work directory"), (recipe_b, uri_b, "store (step-000004@"))
+    runs = ((recipe, uri, "work directory"), (recipe_b, uri_b, "store (step-000004@"),
+            (recipe_c, uri_c, "store (step-000004@"))  # fmt: skip
     for rerun, store_uri, source in runs:
+        caplog.clear()
         assert run_cli("run", rerun, "--only", "train") == 0
         store = open_store(store_uri, "model")
-        resumed = manifest(store, repo)
-        assert resumed["training"]["resumed_from"]["step"] == 4
-        assert resumed["training"]["resumed_from"]["source"].startswith(source)
-        assert resumed["training"]["steps"] == whole["training"]["steps"] == 8
-        assert [e["step"] for e in resumed["log"]] == [e["step"] for e in whole["log"]]
-        for mine, theirs in zip(resumed["log"], whole["log"]):
-            assert mine["loss"] == pytest.approx(theirs["loss"], abs=1e-4)
-        assert resumed["training"]["tokens_seen"] == whole["training"]["tokens_seen"]
-        branches = store.refs(repo).branches
-        assert sorted(branches) == sorted(whole_store.refs(whole_repo).branches)
-        for branch in branches:  # no checkpoint published twice
-            assert len(store.log(repo, branch)) == len(whole_store.log(whole_repo, branch))
-        weights = [load_file(s.fetch(r, s.resolve(r), ["model.safetensors"])["model.safetensors"])
-                   for s, r in ((store, repo), (whole_store, whole_repo))]  # fmt: skip
-        for name, tensor in weights[0].items():
-            assert (tensor - weights[1][name]).abs().max() < 1e-4, name
+        _ends_as_uninterrupted(store, repo, whole_store, whole_repo, 4, source)
+    damaged = f"checkpoint {local_4} is damaged (model.safetensors: "
+    assert any(damaged in r.getMessage() for r in caplog.records), caplog.text
+
+    # Killed after its last checkpoint (8) is published, before the final model is: the rerun
+    # trains nothing more (no step 9) and publishes what an uninterrupted run does.
+    uri_d = f"local:{tmp_path / 'd' / 'store'}"
+    recipe_d = write_recipe(tmp_path / "d", "killed", tiny_sc2, uri_d, data)
+    _run_killed(tmp_path, recipe_d, kill_at=8, wait_for=f"{uri_d} {repo} step-000008")
+    assert run_cli("run", recipe_d, "--only", "train") == 0
+    store = open_store(uri_d, "model")
+    _ends_as_uninterrupted(store, repo, whole_store, whole_repo, 8, "work directory")
 
 
 def test_lora_publishes_the_adapter_and_the_merged_model(tiny_sc2, tmp_path):
@@ -429,6 +454,12 @@ def test_lora_publishes_the_adapter_and_the_merged_model(tiny_sc2, tmp_path):
         ("unknown_key", "stages.train.sft.learning_rte: unknown option"),
         ("lora_off", "stages.train.lora.r: a LoRA setting, but use_peft is false"),
         ("bad_value", "stages.train.sft:"),
+        ("empty_responses", "no usable conversation (empty_assistant_turn: 2)"),
+        ("json_input", "stages.train.input: "),
+        ("folder_input", "is a folder the step does not read"),
+        ("no_tokenizer", "has no tokenizer: none of tokenizer.json"),
+        ("config_not_json", ": config.json is not JSON"),
+        ("truncated_weights", ": model.safetensors is damaged"),
     ],
 )
 def test_bad_input_is_a_one_line_error_and_publishes_nothing(
@@ -437,15 +468,32 @@ def test_bad_input_is_a_one_line_error_and_publishes_nothing(
     uri = f"local:{tmp_path / 'store'}"
     rows = {"no_usable_columns": [{"text": "x", "id": 1}], "empty": [],
             "no_assistant": [{"messages": [{"role": "user", "content": "hi"}]}]}  # fmt: skip
+    rows["empty_responses"] = [{**r, "response": " \n"} for r in pairs(2)]
     data = str(write_jsonl(tmp_path / "data.jsonl", rows.get(case, pairs(2))))
+    if case == "json_input":
+        data = str(write_jsonl(tmp_path / "sft.json", pairs(2)))
+    elif case == "folder_input":
+        data = str(tmp_path)
     model = "/nonexistent/base" if case == "missing_model" else tiny_sc2
+    if case in ("no_tokenizer", "config_not_json", "truncated_weights"):
+        model = shutil.copytree(tiny_sc2, tmp_path / "broken-model")
+        if case == "no_tokenizer":
+            for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+                (model / name).unlink(missing_ok=True)
+        elif case == "config_not_json":
+            (model / "config.json").write_text('{"model_type": "starcoder2",')
+        else:
+            weights = model / "model.safetensors"
+            weights.write_bytes(weights.read_bytes()[:-1000])
     recipe = write_recipe(tmp_path, "bad", model, uri, data)
     overrides = {"unknown_key": "stages.train.sft.learning_rte=1", "lora_off": "stages.train.lora.r=8",
                  "bad_value": "stages.train.sft.optim=no_such_optimizer"}  # fmt: skip
     extra = ["--set", overrides[case]] if case in overrides else []
     assert run_cli("run", recipe, "--only", "train", *extra) == 2
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert len(errors) == 1 and message in errors[0] and "\n" not in errors[0]
+    assert len(errors) == 1 and message in errors[0] and "\n" not in errors[0], errors
+    if case in ("no_tokenizer", "config_not_json", "truncated_weights"):
+        assert str(tmp_path / "broken-model") in errors[0]  # the folder, named
     assert not open_store(uri, "model").repo_exists("tester/bad-train")
 
 
@@ -492,3 +540,30 @@ def test_evaluating_checkpoint_revisions_writes_their_own_cards(tiny_sc2, tmp_pa
     files = scores.list_files("tester/evaluated-scores", "main")
     assert any(f.startswith("checkpoints/step-000004/data/") for f in files)
     assert "## Checkpoints" in scores.read_text("tester/evaluated-scores", "main", "README.md")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 384 KiB filesystem (tmpfs), where mounting one is allowed (root)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(mount)],
+                          capture_output=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    # Lazily: torch keeps the file that did not fit open for as long as this process lives.
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_work_dir_that_fills_up_while_the_trainer_saves_is_one_line(
+    tiny_sc2, tmp_path, small_disk, caplog
+):
+    uri = f"local:{tmp_path / 'store'}"
+    data = str(write_jsonl(tmp_path / "pairs.jsonl", pairs(4)))
+    recipe = write_recipe(tmp_path, "full", tiny_sc2, uri, data)
+    assert run_cli("run", recipe, "--only", "train", "--set", f"work_dir={small_disk}") == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [f"no space left on {small_disk}"], errors

@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 from builder.engines.base import Completion, Engine, OnDone, Request, cut_at_stop, error_completion
+from builder.engines.model_folder import check_model_folder
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ class TransformersEngine(Engine):
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         # A local folder has no Hub revision (ours is a digest of its files).
         hub_revision = None if Path(model).expanduser().is_dir() else revision
+        if hub_revision is None:
+            check_model_folder(Path(model).expanduser())
         self.tokenizer = AutoTokenizer.from_pretrained(model, revision=hub_revision)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:

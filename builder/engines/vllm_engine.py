@@ -37,6 +37,7 @@ from importlib import metadata
 from pathlib import Path
 
 from builder.engines.base import Completion, Engine, OnDone, Request, cut_at_stop, refused
+from builder.engines.model_folder import check_model_folder
 from builder.errors import BuilderError
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class VLLMEngine(Engine):
 
     def __init__(self, model: str, revision: str | None, config) -> None:
         super().__init__(model, revision, config)
+        if Path(model).expanduser().is_dir():
+            check_model_folder(Path(model).expanduser())
         try:
             from vllm import LLM
         except (ImportError, RuntimeError, OSError) as err:

@@ -10,13 +10,17 @@ they do to the interpreter reaches ours), the candidate solutions never do.
 The result is cached per dataset (the md5 EvalPlus uses), Python version and `GT_VERSION`, one
 pickle per task with everything the sandbox needs to grade it (inputs as EvalPlus passes them,
 expected outputs, atol, entry point, reference times) and one small JSON per task with the
-times, which is all the host itself reads. Expected outputs can be large (HumanEval/15 and /130
+times and the SHA-256 of the pickle, which is all the host itself reads. Both are written
+atomically and flushed, the JSON after the pickle; an entry whose JSON does not parse, whose
+pickle is missing or does not match its hash (a truncated copy in a shared cache) is named in a
+warning and computed again. Expected outputs can be large (HumanEval/15 and /130
 together weigh 240 MB): the pickles reach the sandbox as files in a read-only bound directory,
 not through the program's text.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -31,7 +35,7 @@ from builder.evaluation.evalplus_data import EvalPlusData, deserialize_inputs, r
 
 log = logging.getLogger(__name__)
 
-GT_VERSION = 1  # bump when what a task file holds, or how it is computed, changes
+GT_VERSION = 2  # bump when what a task file holds, or how it is computed, changes (2: hashes)
 
 
 def task_file_stem(task_id: str) -> str:
@@ -60,10 +64,20 @@ def groundtruth_folder(data: EvalPlusData, cache_dir: Path) -> Path:
 
 
 def ensure_groundtruth(data: EvalPlusData, task_ids: list[str], cache_dir: Path) -> GroundTruth:
-    """The ground truth of `task_ids`, computing (in a child process) what the cache lacks."""
+    """The ground truth of `task_ids`, computing (in a child process) what the cache lacks and
+    what it holds damaged."""
     folder = groundtruth_folder(data, cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    missing = [t for t in task_ids if not (folder / f"{task_file_stem(t)}.json").is_file()]
+    times, missing = {}, []
+    for task_id in task_ids:
+        entry, problem = _read_entry(folder, task_id)
+        if entry is None:
+            if problem:
+                log.warning("%s: the cached ground truth of %s is damaged (%s): computing it "
+                            "again", data.benchmark, task_id, problem)  # fmt: skip
+            missing.append(task_id)
+        else:
+            times[task_id] = entry
     if missing:
         log.info(
             "%s: computing the ground truth of %d tasks (cached in %s)",
@@ -77,15 +91,52 @@ def ensure_groundtruth(data: EvalPlusData, task_ids: list[str], cache_dir: Path)
         if done.returncode != 0:
             tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
             raise BuilderError(f"computing the {data.benchmark} ground truth failed: {tail[0]}")
-    times = {}
-    for task_id in task_ids:
-        times[task_id] = json.loads((folder / f"{task_file_stem(task_id)}.json").read_text())
+        for task_id in missing:
+            entry, problem = _read_entry(folder, task_id)
+            if entry is None:
+                raise BuilderError(
+                    f"the {data.benchmark} ground truth of {task_id} in {folder} is damaged "
+                    f"right after computing it ({problem or 'missing'})"
+                )
+            times[task_id] = entry
     return GroundTruth(folder, times)
+
+
+def _read_entry(folder: Path, task_id: str) -> tuple[dict | None, str | None]:
+    """(the task's times, None) if its cache entry is whole; else (None, what is wrong), or
+    (None, None) when there is no entry."""
+    stem = folder / task_file_stem(task_id)
+    try:
+        entry = json.loads(stem.with_suffix(".json").read_bytes())
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as err:
+        return None, f"{stem.name}.json: {str(err).splitlines()[0]}"
+    if not isinstance(entry, dict) or "pkl_sha256" not in entry:
+        return None, f"{stem.name}.json holds no hash of its pickle"
+    try:
+        digest = _sha256(stem.with_suffix(".pkl"))
+    except OSError as err:
+        return None, f"{stem.name}.pkl: {err.strerror}"
+    if digest != entry["pkl_sha256"]:
+        return None, f"{stem.name}.pkl does not match its hash"
+    return entry, None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
 
 
@@ -113,8 +164,10 @@ def _compute(data_file: str, dataset: str, folder: str, task_ids: list[str]) -> 
                 output_not_none=row["entry_point"] in not_none,
             )  # fmt: skip
         stem = Path(folder) / task_file_stem(task_id)
-        _atomic_write(stem.with_suffix(".pkl"), pickle.dumps(task, pickle.HIGHEST_PROTOCOL))
-        times = {"base_time": task["base_time"], "plus_time": task["plus_time"]}
+        pickled = pickle.dumps(task, pickle.HIGHEST_PROTOCOL)
+        _atomic_write(stem.with_suffix(".pkl"), pickled)
+        times = {"base_time": task["base_time"], "plus_time": task["plus_time"],
+                 "pkl_sha256": hashlib.sha256(pickled).hexdigest()}  # fmt: skip
         _atomic_write(stem.with_suffix(".json"), json.dumps(times).encode())
 
 

@@ -26,6 +26,7 @@ from builder.pipeline.recipe import Recipe
 from builder.pipeline.step import KINDS, Step, StepContext, StepRun
 from builder.pipeline.step_inputs import Inputs, namespace_of
 from builder.pipeline.versions import software_versions
+from builder.pipeline.work_dir import check_work_dir, work_dir_errors
 from builder.registry import STEPS
 from builder.store import Store, open_store
 
@@ -109,6 +110,12 @@ def _fingerprint(step: Step, source: InputSource | None) -> str:
 def run_step(plan: StepPlan, recipe: Recipe, executor=None) -> str:
     """Run one planned step; returns the revision that is current afterwards."""
     work_dir = work_root(recipe)
+    check_work_dir(work_dir)
+    with work_dir_errors(work_dir):
+        return _run_step(plan, recipe, executor, work_dir)
+
+
+def _run_step(plan: StepPlan, recipe: Recipe, executor, work_dir: Path) -> str:
     chunk_size = getattr(plan.step, "chunk_size", None)
     # Chunk boundaries are part of the folder's name: chunks cut differently never mix.
     folder_name = plan.fingerprint + (f"-c{chunk_size}" if chunk_size else "")

@@ -75,6 +75,17 @@ def _summary(exc):
         return type(exc).__name__
 
 
+def _oom_first():
+    """When the sandbox's memory cgroup is full, its OOM killer takes the largest process by
+    score: make that the program's (any process it forks inherits this), never the worker.
+    Raising one's own score needs no privilege."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as fh:
+            fh.write("1000")
+    except OSError:
+        pass
+
+
 def _prepare_child(fds, cfg):
     """Turn the forked worker into a clean process for one program."""
     out_w, err_w, rep_w = fds
@@ -86,6 +97,7 @@ def _prepare_child(fds, cfg):
     # Everything else the worker had open (its protocol pipes above all) is none of its business.
     os.closerange(3, REPORT_FD)
     _set_limits(cfg)
+    _oom_first()
     os.chdir(WORKDIR)
     os.environ.clear()
     os.environ.update(

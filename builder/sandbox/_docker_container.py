@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from builder.sandbox._pipe import FramedWorker, InfraError
-from builder.sandbox.base import MiB, SandboxError, SandboxLimits
+from builder.sandbox.base import SandboxError, SandboxLimits
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +137,3 @@ def remove_containers(docker: str, names: Sequence[str]) -> None:
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         log.warning("docker rm of %s did not finish in time", ", ".join(names))
-
-
-def default_container_memory(limits: SandboxLimits) -> int:
-    """The program's address-space limit, both tmpfs at full size, and room for the worker."""
-    return limits.memory_bytes + 2 * limits.tmpfs_bytes + 256 * MiB

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder.sandbox._cgroups import SandboxCgroups
 from builder.sandbox._pipe import FramedWorker, InfraError
 from builder.sandbox.base import SandboxError, SandboxLimits
 
@@ -31,7 +32,6 @@ STARTUP_TIMEOUT_S = 30.0
 BWRAP_MISSING = (
     "bubblewrap ('bwrap') is not installed; install it with: apt-get install -y bubblewrap"
 )
-PIDS_CGROUP_ROOT = Path("/sys/fs/cgroup/pids")  # cgroup v1 pids controller
 SCRATCH_DIRS = ("/tmp", "/dev/shm")  # private, writable, wiped after each program
 WORKDIR = "/tmp/work"  # the program's working directory, made afresh for each program
 
@@ -107,7 +107,9 @@ def bwrap_command(
     # there (a CI container's venv under /tmp) is bound on top of them, not hidden by them.
     for path in (*interpreter.ro_paths, *python_paths):
         cmd += ["--ro-bind", path, path]
-    return [*cmd, "--remount-ro", "/", "--chdir", "/tmp"]
+    # /dev is bwrap's own tmpfs (device nodes): read-only, so that nothing a program writes
+    # there outlives it or escapes the tmpfs bounds (/dev/shm is its own mount, not affected).
+    return [*cmd, "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp"]
 
 
 def scratch_mounts(interpreter: Interpreter, python_paths: Sequence[str]) -> list[str]:
@@ -135,49 +137,17 @@ def worker_argv(
     return [interpreter.executable, "-I", f"{HARNESS_DIR}/_worker.py", json.dumps(config)]
 
 
-class PidsCgroup:
-    """A cgroup v1 `pids` group capping one sandbox's processes and threads.
-
-    Needed when the host user is root: the kernel exempts uid 0 from RLIMIT_NPROC, even inside a
-    user namespace, and our sandbox user maps to the host user. Elsewhere RLIMIT_NPROC works.
-    """
-
-    def __init__(self, path: Path, max_pids: int) -> None:
-        self.path = path
-        path.mkdir()
-        (path / "pids.max").write_text(str(max_pids))
-
-    @classmethod
-    def create(cls, name: str, max_pids: int) -> PidsCgroup | None:
-        if os.geteuid() != 0 or not os.access(PIDS_CGROUP_ROOT / "cgroup.procs", os.W_OK):
-            return None
-        try:
-            return cls(PIDS_CGROUP_ROOT / name, max_pids)
-        except OSError as exc:
-            log.warning("cannot create pids cgroup %s: %s", name, exc)
-            return None
-
-    def add(self, pid: int) -> None:
-        (self.path / "cgroup.procs").write_text(str(pid))
-
-    def remove(self) -> None:
-        for _ in range(50):  # the last tasks may take a moment to leave after being killed
-            try:
-                self.path.rmdir()
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                time.sleep(0.02)
-        log.warning("could not remove cgroup %s", self.path)
-
-
 class WorkerProcess(FramedWorker):
     """A running bwrap sandbox whose PID 1 is the worker. Not thread-safe: one owner thread talks
     to it (`kill` aside, see FramedWorker)."""
 
     def __init__(
-        self, cmd: list[str], argv: list[str], cgroup_name: str, max_processes: int
+        self,
+        cmd: list[str],
+        argv: list[str],
+        cgroup_name: str,
+        max_processes: int,
+        memory_bytes: int | None = None,
     ) -> None:
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         info_r, info_w = os.pipe()
@@ -202,8 +172,8 @@ class WorkerProcess(FramedWorker):
         try:
             child_pid = self._read_info(info_r)
             # +1: the worker itself is in the group; it forks nothing before the first program.
-            self.cgroup = PidsCgroup.create(cgroup_name, max_processes + 1)
-            if self.cgroup is not None and child_pid is not None:
+            self.cgroup = SandboxCgroups.create(cgroup_name, max_processes + 1, memory_bytes)
+            if child_pid is not None:
                 self.cgroup.add(child_pid)
             self.expect_ready(time.monotonic() + STARTUP_TIMEOUT_S)
         except OSError as exc:  # e.g. the cgroup refused the pid

@@ -3,8 +3,9 @@
 The host (builder.sandbox.local) starts it as `python -I /opt/harness/_worker.py <config>` and
 speaks length-prefixed JSON frames with it over the sandbox's stdin/stdout. For each program it
 forks a child (fast: the interpreter and common modules are already loaded; see `_child.py`),
-watches its output pipes, the wall clock and the process count, then kills and reaps
-everything and answers with a verdict.
+watches its output pipes, the wall clock, the process count and the memory all its processes
+hold (a backstop where no memory cgroup bounds the sum: see `_cgroups.py`), then kills and
+reaps everything and answers with a verdict.
 
 Why PID 1: the kernel drops signals that other members of a PID namespace send to its init
 unless init installed a handler for them, so a program cannot kill the worker (we install none
@@ -30,7 +31,7 @@ import _scratch
 del sys.path[0]  # programs must not see the harness directory on their path
 
 REPORT_MAX = 8192  # bytes read from the report pipe; the harness's report is much shorter
-GUARD_INTERVAL_S = 0.02  # how often the process-count guard looks at /proc while a program runs
+GUARD_INTERVAL_S = 0.02  # how often the process and memory guards look at /proc during a run
 PRELOAD = (
     "typing", "collections", "math", "itertools", "functools", "re", "string", "heapq",
     "bisect", "copy", "random", "json", "dataclasses", "fractions", "decimal", "statistics",
@@ -84,6 +85,25 @@ def _count_processes():
     return sum(1 for name in os.listdir("/proc") if name.isdigit()) - 1  # minus ourselves
 
 
+def _resident_bytes():
+    """The program's memory: the proportional set size (shared pages split between the
+    processes that share them, so forked children are not counted twice) of every process in
+    the namespace but ours. Processes that end while we look are skipped."""
+    total = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or name == "1":
+            continue
+        try:
+            with open(f"/proc/{name}/smaps_rollup", "rb") as fh:
+                for line in fh:
+                    if line.startswith(b"Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 def _kill_everything(child, status):
     """SIGKILL every process in the namespace but us and reap until none is left."""
     while True:
@@ -121,8 +141,9 @@ def _reap(child):
 
 
 def _watch(pid, pipes, cfg, caps):
-    """Wait for the child to exit, the deadline, or too much output / too many processes."""
+    """Wait for the child to exit, the deadline, or too much output, processes or memory."""
     deadline = time.monotonic() + cfg["timeout_s"]
+    next_memory_look = 0.0
     pidfd = os.pidfd_open(pid)  # readable once the child exits: wakes the poll below
     poller = select.poll()
     for fd in (*pipes, pidfd):
@@ -149,6 +170,10 @@ def _watch(pid, pipes, cfg, caps):
             # between two looks.
             if _count_processes() > cfg["max_processes"]:
                 return "processes", *(exited or (None, None))
+            if not exited and time.monotonic() >= next_memory_look:  # not at every read
+                next_memory_look = time.monotonic() + GUARD_INTERVAL_S
+                if _resident_bytes() > cfg["memory_bytes"]:
+                    return "memory", None, None
             if exited:
                 return None, *exited
     finally:
@@ -162,6 +187,9 @@ def _verdict(event, status, usage, report, nonce, pid, cfg):
         return "fail", f"output limit exceeded (more than {cfg['max_output_bytes']} bytes)"
     if event == "processes":
         return "fail", f"process limit exceeded (more than {cfg['max_processes']})"
+    if event == "memory":
+        limit = cfg["memory_bytes"]
+        return "fail", f"memory limit exceeded (more than {limit} bytes in all its processes)"
     outcome = report.get("outcome")
     if outcome == "finished" and report.get("nonce") == nonce and report.get("pid") == pid:
         if os.waitstatus_to_exitcode(status) == 0:

@@ -120,3 +120,9 @@ class Sandbox(abc.ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def sandbox_memory(limits: SandboxLimits) -> int:
+    """What one sandbox may hold in all (a docker container's memory, a local sandbox's memory
+    cgroup): the program's limit, both tmpfs at full size, and room for the worker."""
+    return limits.memory_bytes + 2 * limits.tmpfs_bytes + 256 * MiB

@@ -22,7 +22,8 @@ Isolation (per container)
     - A random non-root uid per container (no /etc/passwd entry), every capability dropped,
       no-new-privileges, docker's default seccomp profile (unlike bwrap, which has none).
     - cgroup limits on the container as a whole: memory (no swap), CPU (`cpus`), and pids. The
-      memory limit bounds the *sum* of the programs' memory, which the local backend cannot do.
+      memory limit bounds the *sum* of the programs' memory (the local backend does the same
+      with a memory cgroup where it can make one, else with a 20 ms guard).
     - Nothing of the host environment: the image has its own ENV, the child clears it again;
       `python_paths` are the only host directories it sees (bind-mounted read-only).
 
@@ -63,12 +64,11 @@ from builder.sandbox._docker_container import (
     Container,
     ContainerSpec,
     check_daemon,
-    default_container_memory,
 )
 from builder.sandbox._docker_image import RECIPE_VERSION, ensure_image
 from builder.sandbox._pool import PooledSandbox, checked_python_paths
 from builder.sandbox._process import host_interpreter, worker_argv
-from builder.sandbox.base import SandboxError, SandboxLimits
+from builder.sandbox.base import SandboxError, SandboxLimits, sandbox_memory
 from builder.sandbox.local import HARNESS_VERSION
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class DockerSandbox(PooledSandbox):
             worker_argv=tuple(worker_argv(self.interpreter, self.python_paths, self.limits)),
             limits=self.limits,
             cpus=min(cpus, os.cpu_count() or 1),  # docker refuses more than the host has
-            memory_bytes=memory_bytes or default_container_memory(self.limits),
+            memory_bytes=memory_bytes or sandbox_memory(self.limits),
             python_paths=self.python_paths,
         )
         self.workers = workers or len(os.sched_getaffinity(0))

@@ -12,9 +12,9 @@ Isolation (bwrap, per worker sandbox)
       loopback: the host's 127.0.0.1 is out of reach); nested user namespaces disabled.
     - Filesystem: an empty read-only root with /usr, /bin, /lib*, the interpreter's install and
       any `python_paths` bound read-only, a few loader files of /etc, its own /proc (with
-      /proc/sys read-only) and a minimal /dev. Nothing of $HOME, /root, the project or the host
-      /tmp. Writable: only /tmp and /dev/shm, private size-limited tmpfs, wiped after each
-      program. The harness files are bound read-only at /opt/harness. An interpreter or
+      /proc/sys read-only) and a minimal, read-only /dev. Nothing of $HOME, /root, the project
+      or the host /tmp. Writable: only /tmp and /dev/shm, private size-limited tmpfs, wiped
+      after each program. The harness files are bound read-only at /opt/harness. An interpreter or
       python path that lives under /tmp (a CI job's venv) is bound on top of the private /tmp,
       at its own path, and survives the wipe (the directories that lead to it are emptied).
     - The environment is cleared (--clearenv; the child resets it again), so tokens in the host
@@ -27,7 +27,16 @@ Limits (set with setrlimit in each forked child; see SandboxLimits)
     kernel exempts uid 0 from RLIMIT_NPROC, so when the host user is root each sandbox also goes
     into its own cgroup v1 `pids` group (when /sys/fs/cgroup/pids is writable). In every case
     the worker counts the namespace's processes every 20 ms and kills the program when it has
-    more than `max_processes` (a backstop, not a hard cap). Wall-clock timeout and output caps
+    more than `max_processes` (a backstop, not a hard cap).
+    Memory as a sum: RLIMIT_AS bounds each process alone, so where the memory hierarchy is
+    writable (root, cgroup v1) each sandbox goes into a memory cgroup of the docker container's
+    size (`sandbox_memory`: the program's limit, both tmpfs, room for the worker; no swap), and
+    the program's processes are the OOM killer's first choice. In every case the worker sums
+    the proportional resident memory of the program's processes every 20 ms and kills it above
+    `memory_bytes` ("memory limit exceeded ... in all its processes"): without the cgroup, that
+    guard is the only bound on the sum, and a program that allocates faster than it looks can
+    overshoot by what it allocates in 20 ms. See `_cgroups.py` (stale groups of a killed run
+    are removed by the next). Wall-clock timeout and output caps
     are enforced by the worker, which then SIGKILLs every process in the namespace and reaps
     them all: nothing the program started (daemons, orphans, zombies) survives its run.
 
@@ -43,9 +52,8 @@ What this does NOT protect against
       unprivileged user namespace (no seccomp filter is installed) is a way out.
     - CPU side channels (Spectre-class, cache timing) and resource contention: programs share
       CPUs, caches and memory bandwidth with each other and with the host.
-    - Memory across processes: RLIMIT_AS bounds each process, not their sum; a program with
-      `max_processes` processes of 4 GiB each, plus the tmpfs, can exhaust host memory (and
-      trigger the host OOM killer). No cgroup memory limit is set.
+    - Memory across processes where no memory cgroup can be made (a non-root user, cgroup v2
+      without delegation): only the worker's 20 ms guard bounds the sum (see Limits).
     - A program that deliberately inspects the interpreter it runs in (frames, gc, fd 1023) can
       find the nonce and forge a pass: verdicts are robust to careless or lazy code (early
       exits, -O, exit-0 tricks), not to code written to attack this harness.
@@ -77,7 +85,7 @@ from builder.sandbox._process import (
     host_interpreter,
     worker_argv,
 )
-from builder.sandbox.base import SandboxLimits
+from builder.sandbox.base import SandboxLimits, sandbox_memory
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +128,7 @@ class LocalSandbox(PooledSandbox):
             bwrap_command(bwrap, self.interpreter, self.python_paths, self.limits),
             worker_argv(self.interpreter, self.python_paths, self.limits),
             self.limits.max_processes,
+            sandbox_memory(self.limits),  # the docker backend's container size
         )
         prefix = f"builder-sandbox-{os.getpid()}-{id(self)}"
         self._start_slots(
@@ -140,6 +149,8 @@ class LocalSandbox(PooledSandbox):
         return [slot.worker.proc.pid for slot in self._slots if slot.worker is not None]
 
 
-def _spawn(cmd: list[str], argv: list[str], max_processes: int, name: str) -> WorkerProcess:
-    """A worker for a slot; `name` also names its pids cgroup."""
-    return WorkerProcess(cmd, argv, name, max_processes)
+def _spawn(
+    cmd: list[str], argv: list[str], max_processes: int, memory_bytes: int, name: str
+) -> WorkerProcess:
+    """A worker for a slot; `name` also names its cgroups."""
+    return WorkerProcess(cmd, argv, name, max_processes, memory_bytes)

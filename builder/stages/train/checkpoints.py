@@ -14,6 +14,11 @@ it (the run was killed after the commit, before removing the folder).
 To resume, the step takes the newest complete checkpoint in the work directory, or, when the
 store has a newer checkpoint revision made with the same fingerprint (the work directory is
 gone, or another machine trained), downloads it and rebuilds the Trainer's folder from it.
+A local checkpoint whose files are damaged behind its marker (a truncated weights or optimizer
+file, a trainer state that is not JSON) is named in a warning and set aside as
+`damaged-checkpoint-N`; the same step from the store, else the next older good checkpoint,
+is taken instead. A checkpoint at the run's last step (killed between the last save and the
+final publish) is `finished`: the step loads it and trains nothing more.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ class ResumePoint:
     step: int
     source: str  # "work directory" or "store (<branch>@<commit>)"
     wall_time_s: float  # training time that led to it, over every earlier session
+    finished: bool = False  # its step is the run's last: nothing is left to train
 
 
 def complete_checkpoints(trainer_dir: Path) -> dict[int, Path]:
@@ -83,16 +89,57 @@ def find_resume_point(trainer_dir: Path, revisions) -> ResumePoint | None:
         for branch, (commit, _) in revisions.published(BRANCH_PREFIX).items():
             if (step := step_of(branch)) is not None:
                 remote[step] = (branch, commit)
-    best_local = max(local, default=None)
-    best_remote = max(remote, default=None)
-    if best_remote is not None and (best_local is None or best_remote > best_local):
-        branch, commit = remote[best_remote]
-        path = _download(revisions, commit, trainer_dir / f"checkpoint-{best_remote}")
-        source = f"store ({branch}@{commit[:12]})"
-        return ResumePoint(path, best_remote, source, _wall_time(path))
-    if best_local is not None:
-        path = local[best_local]
-        return ResumePoint(path, best_local, "work directory", _wall_time(path))
+    for step in sorted(set(local) | set(remote), reverse=True):
+        if step in local:  # the work directory's first: nothing to download
+            damage = checkpoint_damage(local[step])
+            if damage is None:
+                return _point(local[step], step, "work directory")
+            aside = local[step].with_name(f"damaged-{local[step].name}")
+            log.warning(
+                "train: checkpoint %s is damaged (%s): set aside as %s; taking the store's copy "
+                "or an older checkpoint", local[step], damage, aside.name,
+            )  # fmt: skip
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(local[step], aside)
+        if step in remote:
+            branch, commit = remote[step]
+            path = _download(revisions, commit, trainer_dir / f"checkpoint-{step}")
+            return _point(path, step, f"store ({branch}@{commit[:12]})")
+    return None
+
+
+def _point(path: Path, step: int, source: str) -> ResumePoint:
+    state = json.loads((path / "trainer_state.json").read_text())
+    finished = 0 < int(state.get("max_steps") or 0) <= int(state.get("global_step") or 0)
+    return ResumePoint(path, step, source, _wall_time(path), finished)
+
+
+def checkpoint_damage(path: Path) -> str | None:
+    """What is wrong with a checkpoint folder whose marker says it is complete, or None: its
+    trainer state must be JSON, its safetensors files as long as their headers say, and its
+    torch files (optimizer, scheduler, RNG: zip archives) readable to their central directory."""
+    import zipfile
+
+    from builder.engines.model_folder import safetensors_damage
+
+    try:
+        json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError) as err:
+        return f"trainer_state.json: {str(err).splitlines()[0]}"
+    for file in sorted(path.rglob("*")):
+        if file.suffix == ".safetensors":
+            problem = safetensors_damage(file)
+        elif file.suffix in (".pt", ".pth", ".bin"):
+            try:
+                with zipfile.ZipFile(file) as archive:
+                    archive.infolist()
+                problem = None
+            except (OSError, zipfile.BadZipFile) as err:
+                problem = f"not a readable torch file ({err})"
+        else:
+            continue
+        if problem:
+            return f"{file.relative_to(path)}: {problem}"
     return None
 
 

@@ -8,8 +8,9 @@ which become a user turn and an assistant turn, or raw `prompt`/`completion` tex
 mode, no chat template: the loss covers the completion and an end-of-text token; what teaches
 the tiny model the pipeline's own prompt formats); anything else is a one-line error naming
 the columns found. A row that is not a usable conversation (no assistant turn, a role other than
-system/user/assistant, text that is not a string) is left out and counted by reason in the
-card; an input with no usable row is an error.
+system/user/assistant, text that is not a string, an empty or blank user or assistant turn:
+a model trained on empty answers learns to answer with end-of-text) is left out and counted by
+reason in the card; an input with no usable row is an error.
 """
 
 from __future__ import annotations
@@ -108,10 +109,12 @@ def conversations(rows: Iterator[Row], kind: str, limit: int | None) -> tuple[li
             break
         if kind == "completions":
             prompt, completion = row.get("prompt"), row.get("completion")
-            if isinstance(prompt, str) and isinstance(completion, str) and completion:
-                kept.append({"prompt": prompt, "completion": completion})
-            else:
+            if not (isinstance(prompt, str) and isinstance(completion, str)):
                 dropped["completion_not_text"] += 1
+            elif not completion.strip():
+                dropped["empty_completion"] += 1
+            else:
+                kept.append({"prompt": prompt, "completion": completion})
             continue
         if kind == "pairs":
             messages = [
@@ -136,6 +139,8 @@ def _problem(messages) -> str | None:
             return "unknown_role"
         if not isinstance(message.get("content"), str):
             return "content_not_text"
+        if message["role"] != "system" and not message["content"].strip():
+            return f"empty_{message['role']}_turn"
     if not any(m["role"] == "assistant" for m in messages):
         return "no_assistant_turn"
     if any(m["role"] == "system" for m in messages[1:]):

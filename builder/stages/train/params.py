@@ -66,6 +66,13 @@ class TrainParams(StepParams):
     license: str = runtime_only("other")  # the model card's license
 
     def __post_init__(self) -> None:
+        if self.input and not is_data_file(self.input) and looks_like_a_path(self.input):
+            what = "a folder" if Path(self.input).expanduser().is_dir() else "a file"
+            raise RecipeError(
+                f"stages.train.input: {self.input} is {what} the step does not read; it reads "
+                "a .jsonl or .parquet file, a dataset repository (NAMESPACE/NAME[@REVISION]) "
+                "or a stage of the recipe"
+            )
         for key, why in RESERVED.items():
             if key in self.sft:
                 raise RecipeError(f"stages.train.sft.{key}: set by the train step ({why})")
@@ -89,6 +96,21 @@ class TrainParams(StepParams):
 
 def is_data_file(spec: str) -> bool:
     return spec.endswith((".jsonl", ".parquet"))
+
+
+# Data file suffixes a user may try that the step does not read (a repository id may hold dots,
+# as in `SmolLM2-1.7B`, so only these count as "a file").
+_OTHER_DATA_SUFFIXES = (
+    ".json", ".csv", ".tsv", ".txt", ".arrow", ".feather", ".gz", ".zip", ".bz2", ".xz",
+    ".zst", ".pkl", ".xlsx", ".yaml", ".yml",
+)  # fmt: skip
+
+
+def looks_like_a_path(spec: str) -> bool:
+    """A file or folder on this machine, or a name that can only be a file or folder."""
+    if spec.startswith(("/", "./", "../", "~")) or spec.lower().endswith(_OTHER_DATA_SUFFIXES):
+        return True
+    return Path(spec.partition("@")[0]).expanduser().exists()
 
 
 def check_names(params: TrainParams, names: dict[str, list[str]]) -> None:

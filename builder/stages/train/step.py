@@ -99,6 +99,7 @@ class TrainStep(Step):
 def _pin_model(inputs, name: str, revision: str | None, context) -> BaseModel:
     """The base model, pinned: a model repository of the recipe's store (its files in a local
     folder), else a Hub id, a local folder or a GGUF file (converted once under work_dir)."""
+    from builder.engines.model_folder import check_model_folder
     from builder.pipeline.inputs import ModelInput
 
     if not name:
@@ -107,10 +108,10 @@ def _pin_model(inputs, name: str, revision: str | None, context) -> BaseModel:
         pinned = inputs.model_repo(name, revision or "main")
         return BaseModel(name, pinned.revision, pinned.path, local=True)
     # a local folder is named by its own name only
-    pinned = ModelInput(
-        name, revision, work_dir=context.work_dir, origin=context.model_origin
-    )
+    pinned = ModelInput(name, revision, work_dir=context.work_dir, origin=context.model_origin)
     local = Path(name).expanduser().exists()
+    if local and pinned.source is None:  # a folder (a GGUF file's is made by us)
+        check_model_folder(Path(pinned.path))
     return BaseModel(pinned.name, pinned.revision, pinned.path, local, pinned.source)
 
 

@@ -29,6 +29,7 @@ from builder.stages.train.checkpoints import (
     step_of,
 )
 from builder.stages.train.data import conversations, row_format
+from builder.stages.train.final import load_finished, save_final
 from builder.stages.train.metrics import loss_svg, write_tensorboard
 from builder.stages.train.params import TrainParams, check_names, option_names
 from builder.stages.train.progress import ProgressBar
@@ -215,7 +216,10 @@ def run_training(step, job) -> dict[str, Any]:
             own_template,
         )  # fmt: skip
         started = time.monotonic()
-        trainer.train(resume_from_checkpoint=str(resume.path) if resume else None)
+        if resume is not None and resume.finished:
+            load_finished(trainer, resume.path)
+        else:
+            trainer.train(resume_from_checkpoint=str(resume.path) if resume else None)
         wall_time = before + time.monotonic() - started
         files = save_final(trainer, tokenizer, job.output, params.publish_merged)
         publisher.wait()
@@ -251,23 +255,6 @@ def _cpu_threads(context) -> None:
     threads = getattr(context.engine, "cpu_threads", None)
     if threads and not torch.cuda.is_available():
         torch.set_num_threads(threads)
-
-
-def save_final(trainer, tokenizer, folder: Path, merged: bool) -> dict[str, str]:
-    """The final model as users load it; returns what is where (for the card)."""
-    if hasattr(trainer.model, "peft_config"):  # a PeftModel
-        if merged:
-            trainer.model.save_pretrained(folder / "adapter")
-            tokenizer.save_pretrained(folder / "adapter")
-            trainer.model.merge_and_unload().save_pretrained(folder)
-            tokenizer.save_pretrained(folder)
-            return {"model": "merged", "adapter": "adapter/"}
-        trainer.save_model(str(folder))
-        (folder / "training_args.bin").unlink(missing_ok=True)
-        return {"adapter": "."}
-    trainer.save_model(str(folder))
-    (folder / "training_args.bin").unlink(missing_ok=True)  # the card and manifest have them
-    return {"model": "."}
 
 
 def _write_log_files(folder: Path, history: list) -> None:
