@@ -10,7 +10,7 @@ importing them: `os.environ.update(hub_env(url, home_dir))`.
 Faults, for tests of a Hub that stalls or fails: `hub.fault("POST", r"/commit/", "stall")` makes
 matching requests wait until `hub.clear_faults()` (before they change anything; "stall-after":
 after the change is made, so the client never hears that it succeeded), and an HTTP status
-("500") answers them with that error, and "flip" flips one byte of the body it answers (a
+("500") answers them with that error ("429:2": with `Retry-After: 2`), and "flip" flips one byte of the body it answers (a
 download damaged on its way); `times` bounds how many requests are hit.
 
 Uploads use the basic git-LFS transfer, never Xet: `huggingface_hub` uploads through Xet whenever
@@ -89,6 +89,12 @@ class HubError(Exception):
     def __init__(self, status: int, message: str, code: str | None = None, headers=None):
         super().__init__(message)
         self.status, self.message, self.code, self.headers = status, message, code, headers or {}
+
+
+def _status(action: str) -> tuple[str, str]:
+    """"429:2" -> ("429", "2"): an HTTP status, and the Retry-After it sends (if any)."""
+    status, _, wait = action.partition(":")
+    return status, wait
 
 
 def _now() -> str:
@@ -325,7 +331,7 @@ class FakeHub:
 
     def fault(self, method: str, pattern: str, action: str, times: int | None = None) -> Fault:
         """Make requests `method` whose path matches `pattern` stall or fail (module docstring)."""
-        if action not in ("stall", "stall-after", "flip") and not action.isdigit():
+        if action not in ("stall", "stall-after", "flip") and not _status(action)[0].isdigit():
             raise ValueError(f"unknown fault action {action!r}")
         with self._lock:
             self._faults.append(Fault(method, pattern, action, times))
@@ -358,10 +364,11 @@ class FakeHub:
         fault, release = self._take_fault(req.method, path)
         if fault is not None and fault.action == "stall":
             self._stall(release)  # outside the lock: other requests go on meanwhile
-        elif fault is not None and fault.action.isdigit():
-            status = int(fault.action)
+        elif fault is not None and _status(fault.action)[0].isdigit():
+            status, wait = _status(fault.action)
             message = f"Injected fault: HTTP {status}"
-            return _json({"error": message}, status, {"X-Error-Message": message})
+            headers = {"X-Error-Message": message, **({"Retry-After": wait} if wait else {})}
+            return _json({"error": message}, int(status), headers)
         response = self._handle(req, path)
         if fault is not None and fault.action == "stall-after":
             self._stall(release)

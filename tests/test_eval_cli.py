@@ -119,3 +119,30 @@ def test_an_eval_step_in_a_recipe_publishes_through_the_runner(tiny_model, tmp_p
         assert run_cli("run", recipe, "--set", "stages.eval.engine=witness",
                        "--set", "stages.eval.min_time_limit=2") == 0  # fmt: skip
     assert witness.read(record) == [] and datasets.resolve("tester/evals-eval") != head
+
+
+@pytest.mark.parametrize("damage", ["config_not_json", "truncated_weights", "no_tokenizer"])
+@pytest.mark.parametrize("engine", ["transformers", "vllm"])
+def test_eval_of_a_broken_model_folder_is_one_line_naming_it(
+    damage, engine, tiny_model, tmp_path, caplog
+):
+    import logging
+    import shutil
+
+    if engine == "vllm":
+        pytest.importorskip("vllm")
+    model = shutil.copytree(tiny_model, tmp_path / "broken")
+    if damage == "config_not_json":
+        (model / "config.json").write_text("{not json")
+    elif damage == "truncated_weights":
+        weights = next(model.glob("*.safetensors"))
+        weights.write_bytes(weights.read_bytes()[:-64])
+    else:
+        for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt"):
+            (model / name).unlink(missing_ok=True)
+    with caplog.at_level(logging.ERROR):
+        code = run_cli("eval", "--model", model, "--engine", engine, "--benchmarks", "humaneval+",
+                       "--limit", "1", "--no-publish", "--cache-dir", tmp_path / "cache")  # fmt: skip
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert code == 2 and len(errors) == 1 and errors[0].startswith(f"model folder {model}"), errors
+    assert "\n" not in errors[0]

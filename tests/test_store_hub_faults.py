@@ -44,14 +44,20 @@ def commit_fault(hub, name, action, tmp_path):
     """Recipe arguments for stage `extract` of recipe `name`, its repository, and a fault on
     that repository's commits."""
     repo = f"tester/{name}-extract"
-    return run_args(name, tmp_path), repo, hub.fault("POST", rf"/api/datasets/{repo}/commit/", action)
+    return (
+        run_args(name, tmp_path),
+        repo,
+        hub.fault("POST", rf"/api/datasets/{repo}/commit/", action),
+    )
 
 
 def error_lines(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-def test_a_hub_that_never_answers_a_commit_is_one_line_and_nothing_is_published(hub, tmp_path, caplog):
+def test_a_hub_that_never_answers_a_commit_is_one_line_and_nothing_is_published(
+    hub, tmp_path, caplog
+):
     args, repo, fault = commit_fault(hub, "stalled", "stall", tmp_path)
     with caplog.at_level(logging.WARNING):
         assert run_cli("run", TINY, "--only", "extract", *args) == 2
@@ -85,7 +91,9 @@ def test_server_errors_are_retried_a_bounded_number_of_times(hub, tmp_path, capl
     (tmp_path / "a.txt").write_text("a\n")
     head = hub_store.resolve("tester/flaky")
     hub.fault("POST", r"/api/datasets/tester/flaky/commit/", "503", times=2)
-    commit = hub_store.commit("tester/flaky", {"a.txt": tmp_path / "a.txt"}, "third try", parent=head)
+    commit = hub_store.commit(
+        "tester/flaky", {"a.txt": tmp_path / "a.txt"}, "third try", parent=head
+    )
     assert [c.id for c in hub_store.log("tester/flaky")][:2] == [commit, head]
     hub.fault("GET", r"/api/datasets/tester/flaky/revision/", "500")
     with pytest.raises(Exception) as raised:
@@ -133,3 +141,41 @@ def test_every_kind_of_hub_call_has_a_timeout(hub, tmp_path):
         assert "tester/slow-reads" in message and "\n" not in message, (what, message)
         assert "did not answer" in message or "cannot download" in message, (what, message)
         hub.clear_faults()
+
+
+def test_a_rate_limited_commit_waits_as_the_hub_asks_and_publishes_once(
+    hub, tmp_path, caplog, monkeypatch
+):
+    """The Hub limits commits per repository (HTTP 429 with Retry-After): a long run pushing
+    every checkpoint must wait, not fail. Five 429s are more than the 3 tries of other errors."""
+    from builder.store import hub_calls
+
+    slept = []
+    monkeypatch.setattr(
+        hub_calls, "time", types.SimpleNamespace(sleep=slept.append, time=time.time)
+    )
+    args, repo, fault = commit_fault(hub, "limited", "429:7", tmp_path)
+    fault.times = 5
+    with caplog.at_level(logging.WARNING):
+        assert run_cli("run", TINY, "--only", "extract", *args) == 0
+    assert fault.hits == 5 and slept.count(7.0) == 5
+    assert len(open_store("hf").log(repo)) == 2  # created, then published once
+    assert any("the Hub asks to wait 7 s" in r.getMessage() for r in caplog.records)
+
+
+def test_a_rate_limit_longer_than_the_wait_allowed_is_one_line(hub, tmp_path, caplog, monkeypatch):
+    from builder.store import hub_calls
+
+    monkeypatch.setattr(
+        hub_calls, "time", types.SimpleNamespace(sleep=lambda s: None, time=time.time)
+    )
+    monkeypatch.setenv("BUILDER_HUB_MAX_WAIT", "10")
+    args, repo, fault = commit_fault(hub, "limited-long", "429:60", tmp_path)
+    assert run_cli("run", TINY, "--only", "extract", *args) == 2
+    assert fault.hits == 3  # not waited: three tries, as for any other error
+    errors = error_lines(caplog)
+    assert (
+        len(errors) == 1
+        and "429 Too Many Requests" in errors[0]
+        and "nothing was published" in errors[0]
+    )

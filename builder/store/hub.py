@@ -192,7 +192,9 @@ class HubStore(Store):
             CommitOperationDelete(path_in_repo=p)
             for p in sorted(current - set(files) - {".gitattributes"})
         ]
-        for attempt in range(1, self.limits.attempts + 1):
+        attempt, waited = 0, 0.0
+        while attempt < self.limits.attempts:
+            attempt += 1
             try:
                 with hub_errors(repo, branch, conflict_from=parent, timeout=self.limits.timeout):
                     return self.api.create_commit(
@@ -216,6 +218,9 @@ class HubStore(Store):
                 if made is not None:
                     log.info("%s@%s: the commit was made despite: %s", repo, branch, err)
                     return made
+                if (more := self.limits.wait_out(err, waited)) is not None:
+                    waited, attempt = waited + more, attempt - 1  # a rate limit: not a try
+                    continue
                 if err.final or attempt == self.limits.attempts:
                     raise StoreError(
                         f"{err}{tried(attempt)}; nothing was published to {repo}@{branch}"

@@ -7,7 +7,10 @@ connecting: 10; a smaller timeout the client sets itself is kept, e.g. 10 s for 
 metadata). `Limits.retry` runs one call up to
 `BUILDER_HUB_ATTEMPTS` times (default 3), waiting `BUILDER_HUB_RETRY_WAIT` seconds (default 2,
 doubling) between tries, when the failure is one that can pass: a timeout, a lost connection,
-HTTP 408/429/5xx. Then it raises StoreError, one line. huggingface_hub retries some requests
+HTTP 408/429/5xx. A rate limit that says how long to wait (HTTP 429 or 503 with `Retry-After`;
+the Hub limits commits per repository, 128 an hour is its documented figure) is waited out as
+asked and not counted as a try, up to `BUILDER_HUB_MAX_WAIT` seconds in all (default 3600).
+Then it raises StoreError, one line. huggingface_hub retries some requests
 itself (uploads, downloads, listings: 5 times, waiting 1 to 8 s) on server errors and lost
 connections, but a timeout is raised past it (HubStalled), so that a stalled Hub costs at most
 ATTEMPTS x TIMEOUT per call; an upload that failed after huggingface_hub's retries is not
@@ -36,11 +39,13 @@ _installed: list[float] = []  # the timeout the shared client has now
 
 
 class HubUnavailable(StoreError):
-    """A failure that may pass (timeout, lost connection, 5xx); `final` if retried already."""
+    """A failure that may pass (timeout, lost connection, 5xx); `final` if retried already;
+    `retry_after`: the seconds the Hub asked to wait (a rate limit's `Retry-After`)."""
 
-    def __init__(self, message: str, final: bool = False):
+    def __init__(self, message: str, final: bool = False, retry_after: float | None = None):
         super().__init__(message)
         self.final = final
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class Limits:
     timeout: float = 60.0
     attempts: int = 3
     wait: float = 2.0
+    max_wait: float = 3600.0  # the longest rate limits are waited out, in all, per call
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -65,19 +71,36 @@ class Limits:
             timeout=number("BUILDER_HUB_TIMEOUT", cls.timeout) or cls.timeout,
             attempts=max(1, int(number("BUILDER_HUB_ATTEMPTS", cls.attempts))),
             wait=number("BUILDER_HUB_RETRY_WAIT", cls.wait),
+            max_wait=number("BUILDER_HUB_MAX_WAIT", cls.max_wait),
         )
 
     def retry(self, call: Callable[[], T], repo: str, revision: str | None = None) -> T:
         """`call()`, retried on failures that may pass; its errors as one line."""
-        for attempt in range(1, self.attempts + 1):
+        attempt, waited = 1, 0.0
+        while True:
             try:
                 with hub_errors(repo, revision, timeout=self.timeout):
                     return call()
             except HubUnavailable as err:
+                if (more := self.wait_out(err, waited)) is not None:
+                    waited += more
+                    continue
                 if err.final or attempt == self.attempts:
                     raise StoreError(f"{err}{tried(attempt)}") from None
                 self.pause(err, attempt)
-        raise AssertionError("unreachable")
+                attempt += 1
+
+    def wait_out(self, err: HubUnavailable, waited: float) -> float | None:
+        """A rate limit that names its wait, within `max_wait` in all: slept, and the seconds
+        returned (the call is made again, not counted as a try); else None."""
+        if err.retry_after is None or waited + err.retry_after > self.max_wait:
+            return None
+        log.warning(
+            "%s; the Hub asks to wait %g s: waiting (%g s waited so far, at most %g)",
+            err, err.retry_after, waited, self.max_wait,
+        )  # fmt: skip
+        time.sleep(err.retry_after)
+        return err.retry_after
 
     def pause(self, err: Exception, attempt: int) -> None:
         wait = self.wait * 2 ** (attempt - 1)
@@ -171,7 +194,7 @@ def hub_errors(
             raise StoreError(f"the Hub refused the token for {repo} (HTTP 401)") from None
         message = f"{repo}: Hub error: {_first_line(err)}"
         if status in _RETRIED_STATUSES:
-            raise HubUnavailable(message) from None
+            raise HubUnavailable(message, retry_after=retry_after(err.response)) from None
         raise StoreError(message) from None
     except LocalEntryNotFoundError as err:  # a download that could not reach the Hub
         raise HubUnavailable(f"{repo}: cannot download: {_first_line(err)}") from None
@@ -190,6 +213,23 @@ def hub_errors(
         if wrapped:  # e.g. "Error while uploading 'x' to the Hub."
             problem = f"{_first_line(err).rstrip('.')}: {problem}"
         raise HubUnavailable(f"{repo}: {problem}", final=wrapped) from None
+
+
+def retry_after(response) -> float | None:
+    """The seconds a 429 or 503 answer's `Retry-After` asks to wait (a number, or an HTTP
+    date), else None."""
+    if response is None or response.status_code not in (429, 503):
+        return None
+    value = (response.headers.get("Retry-After") or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        from email.utils import parsedate_to_datetime
+
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _network_cause(err: BaseException) -> BaseException | None:
