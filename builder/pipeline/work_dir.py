@@ -21,9 +21,9 @@ _UNWRITABLE = {
     errno.EROFS: "read-only file system",
     errno.EACCES: "permission denied",
     errno.EPERM: "permission denied",
-    errno.ENOTDIR: "not a folder",
-    errno.ENOENT: "no such folder",
 }
+# Only when the folder itself cannot be made (during a run, a missing file is a bug to show).
+_NOT_A_FOLDER = {errno.ENOTDIR: "not a folder", errno.ENOENT: "no such folder"}
 # What torch's zip writer and pyarrow say about a write that did not go through.
 _WRITE_FAILED = ("unexpected pos", "file write failed", "No space left on device", "[Errno 28]")
 _NEARLY_FULL = 64 << 20
@@ -36,7 +36,8 @@ def check_work_dir(folder: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
             pass
     except OSError as err:
-        why = _UNWRITABLE.get(err.errno) or ("no space left" if err.errno in _FULL else None)
+        why = {**_UNWRITABLE, **_NOT_A_FOLDER}.get(err.errno)
+        why = why or ("no space left" if err.errno in _FULL else None)
         raise DiskError(f"cannot use work_dir {folder}: {why or err.strerror or err}") from None
 
 

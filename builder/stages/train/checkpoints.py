@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.errors import StageError
+from builder.stages.train.checkpoint_damage import checkpoint_damage
 
 log = logging.getLogger(__name__)
 
@@ -109,38 +110,12 @@ def find_resume_point(trainer_dir: Path, revisions) -> ResumePoint | None:
 
 
 def _point(path: Path, step: int, source: str) -> ResumePoint:
-    state = json.loads((path / "trainer_state.json").read_text())
+    try:
+        state = json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        state = {}  # the Trainer says what is wrong with it when it resumes
     finished = 0 < int(state.get("max_steps") or 0) <= int(state.get("global_step") or 0)
     return ResumePoint(path, step, source, _wall_time(path), finished)
-
-
-def checkpoint_damage(path: Path) -> str | None:
-    """What is wrong with a checkpoint folder whose marker says it is complete, or None: its
-    trainer state must be JSON, its safetensors files as long as their headers say, and its
-    torch files (optimizer, scheduler, RNG: zip archives) readable to their central directory."""
-    import zipfile
-
-    from builder.engines.model_folder import safetensors_damage
-
-    try:
-        json.loads((path / "trainer_state.json").read_text())
-    except (OSError, ValueError) as err:
-        return f"trainer_state.json: {str(err).splitlines()[0]}"
-    for file in sorted(path.rglob("*")):
-        if file.suffix == ".safetensors":
-            problem = safetensors_damage(file)
-        elif file.suffix in (".pt", ".pth", ".bin"):
-            try:
-                with zipfile.ZipFile(file) as archive:
-                    archive.infolist()
-                problem = None
-            except (OSError, zipfile.BadZipFile) as err:
-                problem = f"not a readable torch file ({err})"
-        else:
-            continue
-        if problem:
-            return f"{file.relative_to(path)}: {problem}"
-    return None
 
 
 def _download(revisions, commit: str, target: Path) -> Path:
