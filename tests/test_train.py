@@ -567,3 +567,39 @@ def test_a_work_dir_that_fills_up_while_the_trainer_saves_is_one_line(
     assert run_cli("run", recipe, "--only", "train", "--set", f"work_dir={small_disk}") == 2
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert errors == [f"no space left on {small_disk}"], errors
+
+
+def _fake_checkpoint(folder, step: int):
+    import torch
+    from safetensors.torch import save_file
+
+    from builder.stages.train.checkpoints import MARKER
+
+    folder.mkdir(parents=True)
+    save_file({"w": torch.ones(64)}, folder / "model.safetensors")
+    torch.save({"state": {0: torch.zeros(64)}}, folder / "optimizer.pt")
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step, "max_steps": 8}))
+    (folder / MARKER).write_text(json.dumps({"step": step, "wall_time_s": 1.0}))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        ("model.safetensors", "model.safetensors: "),
+        ("optimizer.pt", "optimizer.pt: not a readable torch file"),
+        ("trainer_state.json", "trainer_state.json: "),
+    ],
+)
+def test_a_damaged_local_checkpoint_falls_back_to_the_last_good_one(damage, named, tmp_path, caplog):
+    from builder.stages.train.checkpoints import find_resume_point
+
+    trainer_dir = tmp_path / "trainer"
+    _fake_checkpoint(trainer_dir / "checkpoint-2", 2)
+    newest = _fake_checkpoint(trainer_dir / "checkpoint-4", 4)
+    data = (newest / damage).read_bytes()
+    (newest / damage).write_bytes(data[: len(data) // 2])
+    point = find_resume_point(trainer_dir, None)  # no store copy: the older local one
+    assert point.step == 2 and point.source == "work directory" and not point.finished
+    assert (trainer_dir / "damaged-checkpoint-4").is_dir() and not newest.exists()
+    assert f"checkpoint-4 is damaged ({named}" in caplog.text
