@@ -137,3 +137,24 @@ def test_the_stage_drops_a_timeout_with_its_reason():
         stage.close()
     assert [(d.row["id"], d.reason) for d in result.dropped] == [("slow", "import_timeout")]
     assert [r["id"] for r in result.kept] == ["ok"]
+
+
+def test_code_is_the_function_without_its_decorators_and_function_keeps_them():
+    function = fn('''
+        @pytest.fixture(scope="module")
+        @functools.cache
+        def table(size):
+            """A table of squares."""
+            return [math.isqrt(i) for i in range(size)]
+    ''')
+    stage = ImportsStage(ImportsParams(timeout_s=30))
+    try:
+        result = stage.process([{"id": "t", "function": function}])
+    finally:
+        stage.close()
+    [row] = result.kept
+    own = function.split("\n", 2)[2]  # from `def` on
+    assert row["function"] == function
+    assert row["imports"] == ["import math"]  # not `functools`, `pytest`: the decorators' names
+    assert row["code"] == "import math\n\n\n" + own
+    assert result.stats["decorators_left_out_of_code"] == 1

@@ -250,6 +250,13 @@ CORPUS = {
             return subprocess.run(command)
         ''',
     "long.py": 'def long(x):\n    """Long."""\n' + "    x += 1\n" * 150 + "    return x\n",
+    # A decorator names something of its file: the function is checked by its own text.
+    "web.py": '''
+        @app.route("/items")
+        def items(limit):
+            """The first items, at most limit."""
+            return list(range(limit))
+        ''',
     "typed.py": '''
         def half(x: int) -> str:
             """Half of x."""
@@ -288,8 +295,10 @@ def test_extract_filter_imports_typecheck_end_to_end(tmp_path):
         manifest = json.loads(store.read_text(repo, "main", "manifest.json"))
         assert manifest["drops"] == drops, stage
     kept = export_rows(store_uri, "local/tiny-typecheck", tmp_path / "out")
-    assert sorted(r["name"] for r in kept) == ["parent", "words"]
+    assert sorted(r["name"] for r in kept) == ["items", "parent", "words"]
     by_name = {r["name"]: r for r in kept}
+    assert by_name["items"]["function"].startswith('@app.route("/items")\ndef items(limit):')
+    assert by_name["items"]["code"] == by_name["items"]["function"].split("\n", 1)[1]
     assert by_name["parent"]["imports"] == ["from pathlib import Path"]
     assert by_name["words"]["code"] == "import re\n\n\n" + by_name["words"]["function"]
     rejected = export_rows(store_uri, "local/tiny-typecheck", tmp_path / "out", split="rejected")

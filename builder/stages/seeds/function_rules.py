@@ -33,6 +33,19 @@ def parse_function(text: str) -> FunctionNode:
     return tree.body[0]
 
 
+def without_decorators(text: str) -> str:
+    """The function's own text: its decorator lines (and any line before its `def`) left out,
+    as the published pipeline's tree-sitter extraction gives it. Text that does not parse as a
+    function is returned unchanged (a later rule says what is wrong with it)."""
+    try:
+        node = parse_function(text)
+    except (SyntaxError, ValueError, NotAFunction):
+        return text
+    if not node.decorator_list:
+        return text
+    return "".join(text.splitlines(keepends=True)[node.lineno - 1 :])
+
+
 def no_return_value(node: FunctionNode) -> str | None:
     """Fails unless the function itself has a `return <expression>` (one in a nested def or
     class does not count: it returns from something else)."""

@@ -1,8 +1,13 @@
 """`imports`: the imports each function needs to stand alone, inferred by `autoimport`.
 
-Adds `code` (the inferred import lines, two blank lines, then `function` unchanged) and
-`imports` (the import lines added, possibly none); `function` stays the extracted text, so the
-lineage is `code == "\\n".join(imports) + "\\n\\n\\n" + function` whenever imports were added.
+Adds `code` (the inferred import lines, two blank lines, then the function's own text) and
+`imports` (the import lines added, possibly none); `function` stays the extracted text,
+decorators included. The function's own text is `function` less its decorator lines: a
+decorator names something of its file (`@app.route`, `@pytest.fixture`), which a function
+standing alone cannot import, so type-checking it would drop the function for a line that is
+not its own (the published pipeline's extraction leaves decorators out, and keeps those
+functions). So the lineage is `code == "\\n".join(imports) + "\\n\\n\\n" + own` whenever imports
+were added, `own = function_rules.without_decorators(function)`.
 See `builder/seeds/import_inference.py` for what `autoimport` can and cannot place and the three
 defaults changed for reproducibility. Each function runs in a child process killed after
 `timeout_s` (dropped as `import_timeout`); a function the tool fails on is `import_failed`.
@@ -18,6 +23,7 @@ from builder.errors import StageError
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
 from builder.pipeline.step import StepParams
 from builder.pipeline.typed import bounded, runtime_only
+from builder.stages.seeds.function_rules import without_decorators
 from builder.stages.seeds.import_inference import ImportInferrer, NotInferred
 
 
@@ -32,6 +38,7 @@ class ImportsStage(RowStage):
     params_class = ImportsParams
     reads = ("function",)
     adds = ("code", "imports")
+    version = 2  # 2: `code` is the function without its decorators
     chunk_size = 500
     description = "Functions with the imports they need prepended (autoimport), as standalone code."
 
@@ -59,13 +66,16 @@ class ImportsStage(RowStage):
         )
         result = ChunkResult()
         for row in rows:
-            inferred = inferrer.infer(row["function"])
+            own = without_decorators(row["function"])
+            inferred = inferrer.infer(own)
             if isinstance(inferred, NotInferred):
                 result.dropped.append(Drop(row, inferred.reason, inferred.detail))
                 continue
             result.kept.append({**row, "code": inferred.code, "imports": inferred.imports})
             if inferred.imports:
                 result.stats["functions_given_imports"] += 1
+            if own != row["function"]:
+                result.stats["decorators_left_out_of_code"] += 1
         return result
 
     def card_notes(self) -> str:
@@ -75,7 +85,8 @@ class ImportsStage(RowStage):
             "common names, then among the modules installed where the stage ran, then in "
             "`typing`). Changed from its defaults: imports inside the function are left in "
             "place (so `function` is unchanged and `code` is the added `imports`, two blank "
-            "lines, then `function`), its lookup of the current project is off, and it runs "
+            "lines, then the function without its decorator lines, which name things of its "
+            "file that no function alone can import), its lookup of the current project is off, and it runs "
             "with `python -I` in an empty directory. Consequence: a third-party module used "
             "by its full name (`numpy.zeros`) is imported only if it was installed where the "
             "stage ran; aliases (`np`) and globals of the original file stay undefined and "
