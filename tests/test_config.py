@@ -42,6 +42,8 @@ def test_shipped_recipes_load_with_published_settings():
         "select",
         "train",
     ]
+    dedup = published.stages["dedup"]  # as text-dedup, the published run's tool, clusters
+    assert (dedup.mode, dedup.threshold, dedup.num_perm, dedup.seed) == ("reference", 0.5, 250, 42)
     train = published.stages["train"]
     assert train.input == "select" and not train.use_peft
     assert {k: train.sft[k] for k in ("optim", "learning_rate", "num_train_epochs",

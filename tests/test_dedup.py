@@ -269,3 +269,89 @@ def test_bad_parameters_and_rows(caplog):
     assert "stages.dedup.threshold must be in (0, 1]" in caplog.text
     with pytest.raises(StageError, match="row 'x' has no function text"):
         DedupStage(DedupParams()).process([{"id": "x", "function": None}])
+
+
+# -- mode: reference (text-dedup's clustering, as the published pipeline) ------------------------
+
+
+def test_reference_shingles_and_hashes_are_the_tools():
+    from builder.stages.dedup import reference
+
+    # Split on every non-word character: "(", ", " and "):" leave empty tokens, which count.
+    assert reference.shingles("def F(a, b):", 5) == {b"def f a  b", b"f a  b ", b"a  b  "}
+    assert reference.shingles("x = 1", 5) == set()  # under 5 tokens: not clustered at all
+    assert reference.shingle_hash(b"hello world") == 896314922  # text-dedup's sha1_hash(.., 32)
+    a, b = reference.permutations(250, 42)
+    assert a.dtype == np.uint64 and a.min() >= 1 and (a < (1 << 61) - 1).all() and b.min() >= 0
+
+
+def test_reference_clusters_through_shared_buckets_transitively():
+    from builder.stages.dedup import reference
+
+    keys = [[b"k1", b"a"], [b"k1", b"k2"], [b"b", b"k2"], [b"c", b"d"], None, [b"e", b"d"]]
+    # 0-1 share band 0 and 1-2 band 1: one cluster; 3-5 share band 1. As in text-dedup, each
+    # member is united with the bucket's smallest (`union(member, smallest)`, the first
+    # argument's root winning a tie of ranks), so a pair keeps its later text.
+    assert reference.cluster(keys) == [1, 1, 1, 5, 4, 5]
+
+
+def _chain():
+    """A, then B (A's first 40 of 200 tokens replaced), then C (B's last 40 replaced): A~B and
+    B~C are similar (about 0.63), A and C are not (about 0.42)."""
+    base = [f"w{i}" for i in range(200)]
+    b = [f"b{i}" for i in range(40)] + base[40:]
+    c = b[:160] + [f"c{i}" for i in range(40)]
+    return [" ".join(t) for t in (base, b, c)]
+
+
+def test_reference_mode_drops_a_chain_that_verified_mode_keeps():
+    rows = rows_of(_chain())
+    settings = {"num_perm": 250, "seed": 42, "threshold": 0.5}
+    verified = run_stage(DedupStage(DedupParams(**settings)), rows, 10)
+    stage = DedupStage(DedupParams(mode="reference", **settings))
+    reference = run_stage(stage, rows, 10)
+    assert [o.row["id"] if isinstance(o, Drop) else None for o in verified] == [None, "id001", None]
+    dropped = [o for o in reference if isinstance(o, Drop)]
+    assert len(dropped) == 2  # A, B and C in one cluster (A and C through B), one kept
+    kept = next(o for o in reference if not isinstance(o, Drop))
+    assert all(d.row["cluster_id"] == d.row["duplicate_of"] == kept["id"] for d in dropped)
+    assert {kept["id"], *(d.row["id"] for d in dropped)} == {"id000", "id001", "id002"}
+    assert dropped[0].detail.startswith(f"in the cluster of {kept['id']} ")
+    notes = stage.card_notes()
+    assert "without checking their similarity" in notes and "41 bands of 6 rows" in notes
+
+
+def test_reference_mode_matches_text_dedup_itself(stdlib_functions):
+    """Where text-dedup is installed (not in CI: `pip install --no-deps text-dedup
+    click-option-group`), its own signatures and clustering on 700 stdlib functions."""
+    pytest.importorskip("text_dedup")
+    import text_dedup.minhash as tool
+    from text_dedup.utils import UnionFind, optimal_param, sha1_hash
+
+    from builder.stages.dedup import reference
+
+    bands, rows = optimal_param(0.5, 250)
+    ranges = [(i * rows, (i + 1) * rows) for i in range(bands)]
+    perms = reference.permutations(250, 42)
+    tables = [dict() for _ in range(bands)]
+    for index, text in enumerate(stdlib_functions):
+        out = tool.embed_func(
+            text, index, num_perm=250, ngram_size=5, min_length=5, hashranges=ranges,
+            permutations=perms, hash_func=lambda d: sha1_hash(d, d=32), dtype=np.uint64,
+            max_hash=np.uint32((1 << 32) - 1), modulo_prime=np.uint64((1 << 61) - 1),
+        )  # fmt: skip
+        for table, key in zip(tables, out[tool.SIGNATURE_COLUMN]):
+            table.setdefault(key, set()).add(index)
+    found = UnionFind()
+    for table in tables:
+        for members in table.values():
+            if len(members) > 1:
+                for member in members:
+                    found.union(member, min(members))
+    theirs = {i for i in range(len(stdlib_functions)) if found.find(i) != i}
+    out = run_stage(
+        DedupStage(DedupParams(mode="reference", num_perm=250, seed=42)),
+        rows_of(stdlib_functions), 64,
+    )  # fmt: skip
+    ours = {int(o.row["id"][2:]) for o in out if isinstance(o, Drop)}
+    assert ours == theirs and len(ours) > 5

@@ -10,6 +10,11 @@ too: both configs can be joined on it), with the similarity in `jaccard_estimate
 signature column is not published (1 KB a row, and meaningless without the parameters).
 
 The result depends only on the input's order, not on chunk size or process count.
+
+`mode: reference` clusters as the published pipeline's tool (text-dedup) does instead: its
+shingles and hashing, every text sharing an LSH bucket united with it without checking their
+similarity, transitively, one text kept per component (`builder.stages.dedup.reference`; the
+threshold then only sets the bands, and clustered texts can be far less similar than it).
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 from builder.errors import RecipeError
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage, text_of
 from builder.pipeline.step import StepContext, StepParams
 from builder.pipeline.typed import bounded, runtime_only
-from builder.stages.dedup import NearDuplicateIndex, signatures
+from builder.stages.dedup import NearDuplicateIndex, reference, signatures
 from builder.stages.dedup.index import lsh_params
 from builder.stages.dedup.sketch import MAX_NGRAM
 
@@ -37,7 +43,10 @@ class DedupParams(StepParams):
     threshold: float = 0.5  # estimated Jaccard similarity at or above which rows are duplicates
     num_perm: int = 256  # MinHash permutations
     ngram: int = 5  # tokens per shingle
-    seed: int = bounded(1, ge=0)  # of the permutations (datasketch's default)
+    seed: int = bounded(1, ge=0)  # of the permutations (datasketch's default; text-dedup's: 42)
+    # verified: a duplicate is at least `threshold` similar to the kept text it names;
+    # reference: text-dedup's clustering (bucket union-find, unverified), as the published run.
+    mode: Literal["verified", "reference"] = "verified"
     num_proc: int = runtime_only(0, ge=0)  # 0: every core
 
     def __post_init__(self):
@@ -72,7 +81,10 @@ class DedupStage(RowStage):
     def process(self, rows: list[Row]) -> ChunkResult:
         p = self.params
         texts = [text_of(row, "function") for row in rows]
-        values = signatures(texts, p.num_perm, p.ngram, p.seed)
+        if p.mode == "reference":
+            values = reference.signatures(texts, p.num_perm, p.ngram, p.seed)
+        else:
+            values = signatures(texts, p.num_perm, p.ngram, p.seed)
         return ChunkResult(
             kept=[{**row, SIGNATURE: sig.tobytes()} for row, sig in zip(rows, values)]
         )
@@ -80,6 +92,9 @@ class DedupStage(RowStage):
     def finalize(self, rows: Iterable[Row]) -> Iterator[Row | Drop]:
         import numpy as np
 
+        if self.params.mode == "reference":
+            yield from self._finalize_reference(rows)
+            return
 
         index = NearDuplicateIndex(self.params.threshold, self.params.num_perm)
         kept_ids: list[str] = []
@@ -116,9 +131,50 @@ class DedupStage(RowStage):
             kept, size = max(sizes.items(), key=lambda kv: (kv[1], -kv[0]))
             self._summary["largest"] = (kept_ids[kept], kept_names[kept], size + 1)
 
+    def _finalize_reference(self, rows: Iterable[Row]) -> Iterator[Row | Drop]:
+        """Every row first (the clustering needs all band keys), then each row kept or dropped
+        as a duplicate of its component's kept row."""
+        import numpy as np
+
+        bands, band_rows = lsh_params(self.params.threshold, self.params.num_perm)
+        held, sigs = [], []
+        for row in rows:
+            sigs.append(np.frombuffer(row.pop(SIGNATURE), dtype=np.uint32))
+            held.append(row)
+        empty = np.uint32(0xFFFFFFFF)
+        keys = [
+            None if (sig == empty).all() else reference.band_keys(sig, bands, band_rows)
+            for sig in sigs
+        ]
+        roots = reference.cluster(keys)
+        sizes = Counter(root for i, root in enumerate(roots) if root != i)
+        for index, (row, root) in enumerate(zip(held, roots)):
+            kept = held[root]
+            if root == index:
+                yield {**row, "cluster_id": row["id"]}
+                continue
+            similarity = float((sigs[index] == sigs[root]).mean())
+            dropped = {
+                **row,
+                "cluster_id": kept["id"],
+                "duplicate_of": kept["id"],
+                "jaccard_estimate": round(similarity, 4),
+            }
+            detail = (
+                f"in the cluster of {kept['id']} ({kept.get('name') or ''}), "
+                f"estimated Jaccard {similarity:.2f}"
+            )
+            yield Drop(dropped, "near_duplicate", detail)
+        self._summary = {"clusters": len(sizes)}
+        if sizes:
+            root, size = max(sizes.items(), key=lambda kv: (kv[1], -kv[0]))
+            self._summary["largest"] = (held[root]["id"], held[root].get("name") or "", size + 1)
+
     def card_notes(self) -> str:
         p = self.params
         bands, rows = lsh_params(p.threshold, p.num_perm)
+        if p.mode == "reference":
+            return self._reference_notes(bands, rows)
         lines = [
             (
                 f"Near-duplicates are found with MinHash ({p.num_perm} permutations, seed {p.seed}, "
@@ -133,6 +189,29 @@ class DedupStage(RowStage):
                 "with the same `cluster_id`."
             ),
         ]
+        return "\n".join(lines + self._summary_lines())
+
+    def _reference_notes(self, bands: int, rows: int) -> str:
+        p = self.params
+        lines = [
+            (
+                "Near-duplicates clustered as the published StarCoder2-Instruct pipeline's tool "
+                f"(text-dedup's MinHash) does (`mode: reference`): {p.num_perm} permutations, seed "
+                f"{p.seed}, shingles of {p.ngram} tokens of the lowercased text split on every "
+                "non-word character, SHA-1 hashing, and LSH with "
+                f"{bands} bands of {rows} rows (for threshold {p.threshold}). Every function that "
+                "shares a bucket with another is put in its cluster **without checking their "
+                "similarity**, and clusters join transitively, so the threshold sets the bands "
+                "only: a cluster can hold functions far less similar than it "
+                "(`jaccard_estimate` says how similar each dropped one is to the kept one). One "
+                "function is kept per cluster (text-dedup's union-find root); functions of fewer "
+                f"than {reference.MIN_TOKENS} tokens are not clustered."
+            ),
+        ]
+        return "\n".join(lines + self._summary_lines())
+
+    def _summary_lines(self) -> list[str]:
+        lines: list[str] = []
         summary = self._summary
         if summary.get("largest"):
             rep_id, rep_name, size = summary["largest"]
@@ -143,5 +222,4 @@ class DedupStage(RowStage):
                     f"{size:,} functions (kept: `{rep_id}`, `{rep_name}`)."
                 ),
             ]
-        return "\n".join(lines)
-
+        return lines
