@@ -114,22 +114,10 @@ class DedupStage(RowStage):
                     continue
                 kept, similarity = found
                 sizes[kept] += 1
-                representative = kept_ids[kept]
-                dropped = {
-                    **row,
-                    "cluster_id": representative,
-                    "duplicate_of": representative,
-                    "jaccard_estimate": round(similarity, 4),
-                }
-                detail = (
-                    f"near-duplicate of {representative} ({kept_names[kept]}), "
-                    f"estimated Jaccard {similarity:.2f}"
+                yield _duplicate(
+                    row, kept_ids[kept], kept_names[kept], similarity, "near-duplicate of"
                 )
-                yield Drop(dropped, "near_duplicate", detail)
-        self._summary = {"clusters": len(sizes)}
-        if sizes:
-            kept, size = max(sizes.items(), key=lambda kv: (kv[1], -kv[0]))
-            self._summary["largest"] = (kept_ids[kept], kept_names[kept], size + 1)
+        self._summary = _cluster_summary(sizes, lambda kept: (kept_ids[kept], kept_names[kept]))
 
     def _finalize_reference(self, rows: Iterable[Row]) -> Iterator[Row | Drop]:
         """Every row first (the clustering needs all band keys), then each row kept or dropped
@@ -154,21 +142,11 @@ class DedupStage(RowStage):
                 yield {**row, "cluster_id": row["id"]}
                 continue
             similarity = float((sigs[index] == sigs[root]).mean())
-            dropped = {
-                **row,
-                "cluster_id": kept["id"],
-                "duplicate_of": kept["id"],
-                "jaccard_estimate": round(similarity, 4),
-            }
-            detail = (
-                f"in the cluster of {kept['id']} ({kept.get('name') or ''}), "
-                f"estimated Jaccard {similarity:.2f}"
-            )
-            yield Drop(dropped, "near_duplicate", detail)
-        self._summary = {"clusters": len(sizes)}
-        if sizes:
-            root, size = max(sizes.items(), key=lambda kv: (kv[1], -kv[0]))
-            self._summary["largest"] = (held[root]["id"], held[root].get("name") or "", size + 1)
+            name = kept.get("name") or ""
+            yield _duplicate(row, kept["id"], name, similarity, "in the cluster of")
+        self._summary = _cluster_summary(
+            sizes, lambda root: (held[root]["id"], held[root].get("name") or "")
+        )
 
     def card_notes(self) -> str:
         p = self.params
@@ -223,3 +201,25 @@ class DedupStage(RowStage):
                 ),
             ]
         return lines
+
+
+def _duplicate(row: Row, kept_id: str, kept_name: str, similarity: float, relation: str) -> Drop:
+    """A dropped row naming the kept row of its cluster (both modes)."""
+    dropped = {
+        **row,
+        "cluster_id": kept_id,
+        "duplicate_of": kept_id,
+        "jaccard_estimate": round(similarity, 4),
+    }
+    detail = f"{relation} {kept_id} ({kept_name}), estimated Jaccard {similarity:.2f}"
+    return Drop(dropped, "near_duplicate", detail)
+
+
+def _cluster_summary(sizes: Counter, kept_row) -> dict:
+    """How many clusters have duplicates, and the largest (its kept id and name, its size);
+    `sizes`: duplicates per cluster key, `kept_row(key)`: (id, name) of the cluster's kept row."""
+    summary: dict = {"clusters": len(sizes)}
+    if sizes:
+        key, size = max(sizes.items(), key=lambda kv: (kv[1], -kv[0]))
+        summary["largest"] = (*kept_row(key), size + 1)
+    return summary
