@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import pickle
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 
 from builder.errors import BuilderError
 from builder.evaluation.evalplus_data import EvalPlusData, deserialize_inputs, read_jsonl_bytes
+from builder.store.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -131,15 +131,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def _compute(data_file: str, dataset: str, folder: str, task_ids: list[str]) -> None:
     """Runs in the child process (`python -m builder.evaluation.groundtruth ...`)."""
     from evalplus.eval._special_oracle import MBPP_OUTPUT_NOT_NONE_TASKS
@@ -165,10 +156,10 @@ def _compute(data_file: str, dataset: str, folder: str, task_ids: list[str]) -> 
             )  # fmt: skip
         stem = Path(folder) / task_file_stem(task_id)
         pickled = pickle.dumps(task, pickle.HIGHEST_PROTOCOL)
-        _atomic_write(stem.with_suffix(".pkl"), pickled)
+        write_atomic(stem.with_suffix(".pkl"), pickled)
         times = {"base_time": task["base_time"], "plus_time": task["plus_time"],
                  "pkl_sha256": hashlib.sha256(pickled).hexdigest()}  # fmt: skip
-        _atomic_write(stem.with_suffix(".json"), json.dumps(times).encode())
+        write_atomic(stem.with_suffix(".json"), json.dumps(times).encode())
 
 
 if __name__ == "__main__":

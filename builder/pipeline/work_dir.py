@@ -15,13 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from builder.store.base import DiskError
+from builder.store.files import write_error_message
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
-_UNWRITABLE = {
-    errno.EROFS: "read-only file system",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "permission denied",
-}
 # Only when the folder itself cannot be made (during a run, a missing file is a bug to show).
 _NOT_A_FOLDER = {errno.ENOTDIR: "not a folder", errno.ENOENT: "no such folder"}
 # What torch's zip writer and pyarrow say about a write that did not go through.
@@ -36,9 +32,10 @@ def check_work_dir(folder: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
             pass
     except OSError as err:
-        why = {**_UNWRITABLE, **_NOT_A_FOLDER}.get(err.errno)
-        why = why or ("no space left" if err.errno in _FULL else None)
-        raise DiskError(f"cannot use work_dir {folder}: {why or err.strerror or err}") from None
+        if err.errno not in _NOT_A_FOLDER and (message := write_error_message(err.errno, folder)):
+            raise DiskError(message) from None
+        why = _NOT_A_FOLDER.get(err.errno) or err.strerror or str(err)
+        raise DiskError(f"cannot use work_dir {folder}: {why}") from None
 
 
 @contextmanager
@@ -61,9 +58,10 @@ def _disk_message(err: BaseException, folder: Path) -> str | None:
     filename = getattr(err, "filename", None)
     inside = filename is None or _under(Path(str(filename)), folder)
     if number in _FULL or "No space left on device" in text or "[Errno 28]" in text:
-        return f"no space left on {folder}" if inside else f"no space left on {filename}"
-    if number in _UNWRITABLE and filename is not None and inside:
-        return f"cannot write to {folder}: {_UNWRITABLE[number]}"
+        # pyarrow says so in its message only, with no errno
+        return write_error_message(number or errno.ENOSPC, folder if inside else filename)
+    if filename is not None and inside and (message := write_error_message(number, folder)):
+        return message
     if isinstance(err, RuntimeError) and any(s in text for s in _WRITE_FAILED):
         if _free(folder) < _NEARLY_FULL:
             return f"no space left on {folder}"

@@ -39,15 +39,22 @@ _WRITE_ERRORS = {
 }
 
 
+def write_error_message(number: int | None, folder: Path) -> str | None:
+    """One line for a failed write under `folder` with this errno, or None for other errors."""
+    message = _WRITE_ERRORS.get(number)
+    return message.format(folder=folder) if message else None
+
+
 @contextmanager
 def disk_errors(folder: Path):
     """Errors of writing under `folder` as one line (DiskError); others propagate."""
     try:
         yield
     except OSError as err:
-        if err.errno not in _WRITE_ERRORS:
+        message = write_error_message(err.errno, folder)
+        if message is None:
             raise
-        raise DiskError(_WRITE_ERRORS[err.errno].format(folder=folder)) from None
+        raise DiskError(message) from None
 
 
 def fsync_dir(folder: Path) -> None:

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from builder.errors import StageError
 from builder.stages.train.checkpoint_damage import checkpoint_damage
+from builder.store.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ class CheckpointPublisher:
         marker = json.dumps({"step": step, "wall_time_s": round(wall_time_s, 3)})
         if self.revisions is not None:
             folder = self._stage(checkpoint, step, log_history, marker)
-        _atomic_write(checkpoint / MARKER, marker)
+        write_atomic(checkpoint / MARKER, marker)
         if self.revisions is not None:
             self._submit(step, folder)
 
@@ -224,7 +225,7 @@ class CheckpointPublisher:
             target.parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(path, target)
         facts = self.describe(step, log_history, tmp)
-        _atomic_write(_facts_file(folder), json.dumps(facts, default=str))
+        write_atomic(_facts_file(folder), json.dumps(facts, default=str))
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
         return folder
@@ -266,12 +267,3 @@ def _link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:  # another file system
         shutil.copy2(source, target)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
