@@ -20,6 +20,20 @@ def write(tmp_path, text):
     return path
 
 
+def test_the_published_recipes_switches_to_every_published_seed_rule_load_and_cover_them():
+    """The `--set` lines the published recipe's comment gives name real settings, and together
+    they restore every rule `published_rules` knows a difference for."""
+    from builder.stages import published_rules
+
+    path = ROOT / "hub_configs" / "starcoder2-15b.yaml"
+    overrides = re.findall(r"--set (stages\.(?:extract|filter|typecheck)\.\S+)", path.read_text())
+    recipe = load_recipe(path, overrides)
+    assert len(overrides) == len(published_rules.RULES)
+    for step in ("extract", "filter", "typecheck"):
+        assert published_rules.differences(step, recipe.stages[step]) == []
+    assert published_rules.differences("filter", load_recipe(path).stages["filter"])
+
+
 def test_shipped_recipes_load_with_published_settings():
     tiny = load_recipe(TINY)
     assert tiny.hub.store.startswith("local:")

@@ -81,3 +81,70 @@ def test_finalize_drops_exact_duplicates_across_chunks():
     kept = [r["path"] for r in out if isinstance(r, dict)]
     dropped = [d.row["path"] for d in out if not isinstance(d, dict)]
     assert kept == ["1", "2"] and dropped == ["3"]
+
+
+DOCSTRING_FORMS = '''
+    def plain(a):
+        """Doc."""
+        return a
+
+    def single_quotes(a):
+        \'\'\'Doc.\'\'\'
+        return a
+
+    def raw(a):
+        r"""Doc with a \\d."""
+        return a
+
+    def empty(a):
+        """"""
+        return a
+    '''
+
+
+def test_docstring_quotes_any_or_as_the_published_query_matched():
+    source = textwrap.dedent(DOCSTRING_FORMS)
+    assert [f["name"] for f in extract_functions(source)] == ["plain", "single_quotes", "raw", "empty"]
+    # The published pipeline's tree-sitter query: a non-empty """ string, no prefix.
+    assert [f["name"] for f in extract_functions(source, "double")] == ["plain"]
+    assert ExtractParams(docstring_quotes="double").docstring_quotes == "double"
+
+
+def test_docstring_quotes_is_checked():
+    import pytest
+
+    from builder.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="docstring_quotes must be 'any' or 'double'"):
+        ExtractParams(docstring_quotes="single")
+
+
+TRAILING = (
+    'def f(x):\n    """Doc."""\n    if x:\n        return 1\n        # inside the if\n\n'
+    "    # at the body's indentation, after a blank line\n"
+    "  # indented less: ends the function, for tree-sitter too\n"
+    "    # so this one is not part of it\n"
+    "# column 0\nY = 2\n"
+)
+
+
+def test_trailing_comments_kept_only_where_tree_sitter_puts_them_in_the_function():
+    (ours,) = extract_functions(TRAILING)
+    assert ours["function"] == 'def f(x):\n    """Doc."""\n    if x:\n        return 1\n'
+    (published,) = extract_functions(TRAILING, trailing_comments=True)
+    assert published["function"] == (
+        'def f(x):\n    """Doc."""\n    if x:\n        return 1\n        # inside the if\n\n'
+        "    # at the body's indentation, after a blank line\n"
+    )
+    # A line of code after a comment ends it too.
+    (code_after,) = extract_functions('def g(x):\n    """D."""\n    return x\n    # c\nZ = 1\n    # d\n', trailing_comments=True)
+    assert code_after["function"].endswith("return x\n    # c\n")
+
+
+def test_new_settings_at_their_defaults_leave_the_fingerprint_as_before():
+    """Settings added after revisions were published: a revision published before them (by a
+    recipe that could not name them) is still up to date; setting one is a new revision."""
+    before = ExtractParams().fingerprint_items()
+    assert "docstring_quotes" not in before and "trailing_comments" not in before
+    assert ExtractParams(docstring_quotes="double").fingerprint_items()["docstring_quotes"] == "double"
+    assert ExtractParams(trailing_comments=True).fingerprint_items() != before

@@ -141,3 +141,81 @@ def test_process_keeps_rows_unchanged_and_counts_drops_by_reason():
     assert [(d.row["id"], d.reason) for d in result.dropped] == [
         ("b", "no_arguments"), ("c", "syntax_error"), ("d", "not_a_function")]
     assert result.dropped[2].detail == "starts with Assign, not a function definition"
+
+
+# The published pipeline's form of each rule (one setting each), on the examples that differ.
+NESTED_ONLY = 'def f(x):\n    """Doc."""\n    def g():\n        return x\n    g()\n'
+
+
+def test_nested_returns_count_only_in_the_published_form():
+    assert reason(NESTED_ONLY) == "no_return_value"
+    assert reason(NESTED_ONLY, nested_returns=True) is None
+    bare = 'def f(x):\n    """Doc."""\n    def g():\n        return\n    g()\n'
+    assert reason(bare, nested_returns=True) == "no_return_value"
+
+
+@pytest.mark.parametrize("source, ours, published", [
+    ('def f():\n    """Doc."""\n    return 1\n', "no_arguments", "no_arguments"),
+    # The published `():` test misses these three no-argument functions ...
+    ('async def f():\n    """Doc."""\n    return 1\n', "no_arguments", None),
+    ('def f() -> int:\n    """Doc."""\n    return 1\n', "no_arguments", None),
+    ('def f(\n):\n    """Doc."""\n    return 1\n', "no_arguments", None),
+    # ... and ignores min_args.
+    ('def f(x):\n    """Doc."""\n    return 1\n', None, None),
+])
+def test_arguments_counted_or_by_the_published_def_line_test(source, ours, published):
+    assert reason(source) == ours
+    assert reason(source, arguments_by_def_line=True) == published
+    if published:
+        assert verdict(source, arguments_by_def_line=True)[1] == "`():` on line 1"
+
+
+@pytest.mark.parametrize("line, ours, published", [
+    ("import osgeo", None, "'import os' in the text (substring)"),
+    ("import json, os", "import os (line 3)", None),
+    ('"""Read it from os.environ."""', None, "'from os' in the text (substring)"),
+    ("x = sys.argv", "uses `sys` without importing it, so it would be imported",
+     "uses `sys` without importing it, so it would be imported"),
+    ("import json", None, None),
+])
+def test_bad_imports_by_module_or_as_published_substrings(line, ours, published):
+    source = f'def f(x):\n    """Doc."""\n    {line}\n    return x\n'
+    assert (verdict(source) or (None, None))[1] == ours
+    assert (verdict(source, bad_import_substrings=True) or (None, None))[1] == published
+
+
+def test_bad_words_debug_is_bug_only_as_a_substring():
+    source = 'def f(x):\n    """Turn debug output on."""\n    return x\n'
+    assert reason(source) is None
+    assert reason(source, bad_word_substrings=True) == "bad_word"
+
+
+def test_the_card_names_each_difference_from_the_published_rules_with_its_count():
+    from builder.stages import published_rules
+
+    ours = FilterStage(FilterParams()).card_notes()
+    facts = published_rules.measured()
+    for setting in ("nested_returns", "arguments_by_def_line", "bad_word_substrings",
+                    "bad_import_substrings"):
+        counted = f"{facts['changed'][setting]:,} of {facts['of'][setting]:,} functions"
+        assert f"({counted}; `{setting}: true` restores the published rule)" in ours
+    published = FilterStage(FilterParams(
+        nested_returns=True, arguments_by_def_line=True, bad_word_substrings=True,
+        bad_import_substrings=True,
+    )).card_notes()
+    assert "Deliberate differences" not in published
+    assert "no line starting with `def ` that contains `():`" in published
+
+
+def test_every_published_rule_is_a_setting_and_has_a_measured_count():
+    from builder.stages import published_rules
+    from builder.stages.extract import ExtractParams
+    from builder.stages.seeds.typecheck import TypecheckParams
+
+    params = {"extract": ExtractParams(), "filter": FilterParams()}
+    params["typecheck"] = TypecheckParams()
+    facts = published_rules.measured()
+    for rule in published_rules.RULES:
+        assert hasattr(params[rule.step], rule.setting)
+        assert getattr(params[rule.step], rule.setting) != rule.published  # ours by default
+        assert 0 < facts["changed"][rule.setting] < facts["of"][rule.setting]

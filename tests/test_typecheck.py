@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import StageError
+from builder.errors import RecipeError, StageError
 from builder.stages.seeds.pyright_setup import (
     describe,
     file_name,
@@ -206,6 +206,27 @@ def test_unresolved_imports_are_errors_only_if_asked(check):
     verdicts, _ = check(rows(["third_party"]), report_missing_imports=True)
     reason, detail = verdicts["third_party"]
     assert reason == "type_error" and "reportMissingImports" in detail
+
+
+POSSIBLY_UNBOUND = {"id": "dedent", "code": code('''
+    def dedent(text):
+        """Strip the first line's indentation from every line (the standard library's enum)."""
+        lines = text.split("\\n")
+        for i, ch in enumerate(lines[0]):
+            if ch != " ":
+                break
+        return "\\n".join(line[i:] for line in lines)
+    ''')}
+
+
+def test_type_checking_mode_basic_or_as_published_pyright_default(check):
+    verdicts, _ = check([POSSIBLY_UNBOUND])
+    assert verdicts["dedent"] is None  # basic mode: a possibly unbound variable is a warning
+    verdicts, _ = check([POSSIBLY_UNBOUND], type_checking_mode="standard")
+    reason, detail = verdicts["dedent"]
+    assert reason == "type_error" and "reportPossiblyUnbound" in detail
+    with pytest.raises(RecipeError, match="type_checking_mode must be off, basic, standard"):
+        TypecheckParams(type_checking_mode="lenient")
 
 
 def test_no_answer_in_time_drops_the_function_and_does_not_stop_the_stage(check):

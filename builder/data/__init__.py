@@ -3,3 +3,4 @@
 from pathlib import Path
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent / "benchmarks"
+PUBLISHED_RULES = Path(__file__).resolve().parent / "published_rules.json"

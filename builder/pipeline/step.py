@@ -45,11 +45,13 @@ class StepParams:
         return (self.input or "").partition("@")[0] or None
 
     def fingerprint_items(self) -> dict[str, Any]:
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.metadata.get("fingerprint", True)
-        }
+        items = {}
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), f.metadata.get("fingerprint", True)
+            if kind is False or (kind == "unless_default" and value == f.default):
+                continue
+            items[f.name] = value
+        return items
 
 
 @dataclass(frozen=True)

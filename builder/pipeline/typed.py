@@ -27,6 +27,13 @@ def runtime_only(default: Any, **bounds: float) -> Any:
     return bounded(default, runtime=True, **bounds)
 
 
+def added_later(default: Any) -> Any:
+    """A parameter added after revisions were published without it: it enters the step's
+    fingerprint only when set to something other than its default (which is what those
+    revisions did), so they stay up to date."""
+    return field(default=default, metadata={"fingerprint": "unless_default"})
+
+
 def bounded(
     default: Any,
     *,

@@ -31,12 +31,14 @@ from builder.pipeline.executors.base import ChunkTask
 from builder.pipeline.inputs import HubDatasetInput, InputSource
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
 from builder.pipeline.step import StepParams
-from builder.pipeline.typed import bounded, runtime_only
+from builder.pipeline.typed import added_later, bounded, runtime_only
+from builder.stages import published_rules
 from builder.store import split_ref
 
 _TOP_LEVEL_DEF = re.compile(r"^(?:async[ \t]+)?def[ \t]", re.M)
 _TRIPLE_QUOTE = re.compile(r"\"\"\"|'''")
 _DOCSTRING_OPENING = re.compile(rb"^[rRuU]{0,2}(?:\"\"\"|''')")
+_COMMENT_LINE = re.compile(r"([ \t]*)#")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 
@@ -51,9 +53,20 @@ class ExtractParams(StepParams):
     repo_column: str = "max_stars_repo_name"
     license_column: str = "max_stars_repo_licenses"
     max_file_bytes: int = bounded(1_000_000, ge=1)
+    # Which docstrings count: "any" triple-quoted string (''', r""", ...), or "double": only a
+    # non-empty """...""" without prefix, as the published pipeline's tree-sitter query matched.
+    docstring_quotes: str = added_later("any")
+    # Keep the comment lines that follow the last statement at the body's indentation, as
+    # tree-sitter's function node (the published pipeline's text) does.
+    trailing_comments: bool = added_later(False)
     num_proc: int = runtime_only(0, ge=0)  # 0: every core
 
     def __post_init__(self):
+        if self.docstring_quotes not in ("any", "double"):
+            raise RecipeError(
+                "stages.extract.docstring_quotes must be 'any' or 'double', got "
+                f"{self.docstring_quotes!r:.40}"
+            )
         # An empty source (or an empty part of "dir1,dir2") would read the working directory.
         if not all(part.strip() for part in self.source.split(",")):
             raise RecipeError(
@@ -146,7 +159,9 @@ class ExtractStage(RowStage):
             result.stats["files_without_candidates"] += 1
             return
         try:
-            functions = extract_functions(content)
+            functions = extract_functions(
+                content, self.params.docstring_quotes, self.params.trailing_comments
+            )
         except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
             detail = f"{type(err).__name__}: {getattr(err, 'msg', None) or err}"
             result.dropped.append(Drop(where, "syntax_error", detail[:200]))
@@ -166,10 +181,20 @@ class ExtractStage(RowStage):
             yield row
 
     def card_notes(self) -> str:
+        p = self.params
+        quotes = (
+            "a triple-quoted string (any quotes, any prefix)" if p.docstring_quotes == "any"
+            else 'a non-empty `"""` string without prefix, as the published pipeline matched'
+        )  # fmt: skip
+        comments = (
+            "with the comment lines that follow its last statement at the body's indentation"
+            if p.trailing_comments else "up to its last statement"
+        )  # fmt: skip
         return (
-            "Functions are top-level `def`/`async def` whose first statement is a triple-quoted "
-            "string. `function` includes decorators. `content_hash` is the SHA-256 of the "
-            "stripped function text; `id` is its first 16 hex digits."
+            f"Functions are top-level `def`/`async def` whose first statement is {quotes}. "
+            f"`function` includes decorators and runs {comments}. `content_hash` is the "
+            "SHA-256 of the stripped function text; `id` is its first 16 hex digits."
+            + published_rules.card_note("extract", p)
         )
 
 
@@ -177,20 +202,25 @@ def _is_folder(source: str) -> bool:
     return source.startswith(("/", ".", "~")) or Path(source.split(",")[0]).is_dir()
 
 
-def extract_functions(content: str) -> list[Row]:
-    """The top-level functions of a module that have a triple-quoted docstring."""
+def extract_functions(
+    content: str, docstring_quotes: str = "any", trailing_comments: bool = False
+) -> list[Row]:
+    """The top-level functions of a module that have a triple-quoted docstring (the two
+    settings: `ExtractParams`)."""
     content = content.removeprefix("\ufeff")  # a UTF-8 byte order mark: Python skips it too
     tree = ast.parse(content)
     lines = source_lines(content)
+    plain_double = docstring_quotes == "double"
     functions = []
     for node in tree.body:
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
-        docstring = _triple_quoted_docstring(node, lines)
+        docstring = _triple_quoted_docstring(node, lines, plain_double)
         if docstring is None:
             continue
         start = min([node.lineno] + [d.lineno for d in node.decorator_list])
-        text = "".join(lines[start - 1 : node.end_lineno]).rstrip() + "\n"
+        end = _after_trailing_comments(node, lines) if trailing_comments else node.end_lineno
+        text = "".join(lines[start - 1 : end]).rstrip() + "\n"
         digest = hashlib.sha256(text.strip().encode()).hexdigest()
         functions.append(
             {
@@ -212,7 +242,29 @@ def source_lines(content: str) -> list[str]:
     return _LINE.findall(content)
 
 
-def _triple_quoted_docstring(node: ast.AST, lines: list[str]) -> str | None:
+def _after_trailing_comments(node: ast.AST, lines: list[str]) -> int:
+    """The function's last line counting the comment lines after its last statement that are
+    indented at least as its body (blank lines between them too); a line of code, or a comment
+    indented less, ends it, as in tree-sitter's grammar."""
+    end = node.end_lineno
+    if node.body[0].lineno == node.lineno:
+        return end  # a body on the `def` line is a simple statement list: no block to extend
+    first = lines[node.body[0].lineno - 1]
+    body_indent = len(first) - len(first.lstrip(" \t"))
+    for number in range(node.end_lineno + 1, len(lines) + 1):
+        line = lines[number - 1]
+        if not line.strip():
+            continue
+        comment = _COMMENT_LINE.match(line)
+        if comment is None or len(comment.group(1)) < body_indent:
+            break
+        end = number
+    return end
+
+
+def _triple_quoted_docstring(node: ast.AST, lines: list[str], plain_double: bool) -> str | None:
+    """The docstring, if the first statement is a triple-quoted string; with `plain_double`,
+    only a non-empty one opening with three double quotes and no prefix."""
     if not node.body:
         return None
     first = node.body[0]
@@ -222,7 +274,10 @@ def _triple_quoted_docstring(node: ast.AST, lines: list[str]) -> str | None:
         return None
     # col_offset counts UTF-8 bytes, so look at the encoded line.
     opening = lines[first.lineno - 1].encode()[first.col_offset :]
-    if not _DOCSTRING_OPENING.match(opening):
+    if plain_double:
+        if not (opening.startswith(b'"""') and first.value.value):
+            return None
+    elif not _DOCSTRING_OPENING.match(opening):
         return None
     return ast.get_docstring(node, clean=True)
 

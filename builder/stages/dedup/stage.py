@@ -183,7 +183,11 @@ class DedupStage(RowStage):
                 "only: a cluster can hold functions far less similar than it "
                 "(`jaccard_estimate` says how similar each dropped one is to the kept one). One "
                 "function is kept per cluster (text-dedup's union-find root); functions of fewer "
-                f"than {reference.MIN_TOKENS} tokens are not clustered."
+                f"than {reference.MIN_TOKENS} tokens are not clustered. One difference stays: "
+                "the published run deduplicated every extracted function before any filter, "
+                "this step clusters the functions that passed them, so clusters and their "
+                "survivors can differ (on the seed benchmark's corpus, 4 of the published 620 "
+                "seeds went and 6 others came, `benchmarks/bench_seeds_reference.py`)."
             ),
         ]
         return "\n".join(lines + self._summary_lines())

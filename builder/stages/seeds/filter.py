@@ -7,14 +7,21 @@ Rules run in a fixed order and the first one a function fails is its drop reason
 2. `no_arguments`: fewer than `min_args` parameters (any kind counts, `*args` included).
 3. `too_long`: more than `max_lines` lines.
 4. `bad_word`: one of `bad_words` (todo, fixme, bug) anywhere in the text, case-insensitive,
-   as a whole word (`debug` passes) unless `bad_word_substrings`, which is how the published
-   pipeline matched them.
+   as a whole word (`debug` passes).
 5. `bad_import`: imports one of `bad_imports` (argparse, os, sys, ...) or a submodule of one
    anywhere inside the function, or uses one by name without importing it (the `imports` stage
    would import it: the published pipeline applied this rule after import inference).
 
 A text that does not parse is dropped as `syntax_error`, one that is not a function definition
 as `not_a_function` (neither comes out of `extract`). Kept rows are unchanged.
+
+The published pipeline's forms of four rules, one setting each (all off by default, where ours
+is the better rule; `README.md` has the table, `bench_seeds_reference.py` the counts):
+`nested_returns` (a `return` with a value anywhere in the text counts, a nested function's
+too), `arguments_by_def_line` (no arguments means a line starting with `def ` that contains
+`():`, instead of counting parameters against `min_args`), `bad_word_substrings` (`debug`
+contains `bug`), `bad_import_substrings` (`import X` / `from X` anywhere in the lowercased
+text, so `import osgeo` and a docstring's "from os" count; a use without import still does).
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from dataclasses import dataclass, field
 
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
 from builder.pipeline.step import StepContext, StepParams
-from builder.pipeline.typed import bounded, runtime_only
+from builder.pipeline.typed import added_later, bounded, runtime_only
+from builder.stages import published_rules
 from builder.stages.seeds import function_rules as rules
 
 
@@ -34,6 +42,10 @@ class FilterParams(StepParams):
     min_args: int = bounded(1, ge=0)
     bad_words: list[str] = field(default_factory=lambda: ["todo", "fixme", "bug"])
     bad_word_substrings: bool = False  # True: match bad words inside other words, as published
+    # The published pipeline's forms of three rules (each explained in the module docstring).
+    bad_import_substrings: bool = added_later(False)
+    nested_returns: bool = added_later(False)
+    arguments_by_def_line: bool = added_later(False)
     bad_imports: list[str] = field(
         default_factory=lambda: [
             "argparse", "os", "subprocess", "sys", "setuptools", "distutils", "matplotlib",
@@ -79,13 +91,19 @@ class FilterStage(RowStage):
             return "not_a_function", str(err)
         except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
             return "syntax_error", f"{type(err).__name__}: {getattr(err, 'msg', None) or err}"[:200]
+        p = self.params
         checks = (
-            ("no_return_value", lambda: rules.no_return_value(node)),
-            ("no_arguments", lambda: rules.too_few_arguments(node, self.params.min_args)),
-            ("too_long", lambda: rules.too_long(text, self.params.max_lines)),
+            ("no_return_value", lambda: rules.no_return_value(node, p.nested_returns)),
+            ("no_arguments", lambda: (
+                rules.empty_parentheses_on_def_line(text) if p.arguments_by_def_line
+                else rules.too_few_arguments(node, p.min_args)
+            )),
+            ("too_long", lambda: rules.too_long(text, p.max_lines)),
             ("bad_word", lambda: rules.bad_word(text, self._bad_words)),
-            ("bad_import", lambda: rules.bad_import(node, self._bad_imports)),
-        )
+            ("bad_import", lambda: rules.bad_import(
+                node, self._bad_imports, text if p.bad_import_substrings else None
+            )),
+        )  # fmt: skip
         for reason, check in checks:
             detail = check()
             if detail is not None:
@@ -95,15 +113,23 @@ class FilterStage(RowStage):
     def card_notes(self) -> str:
         p = self.params
         matching = "as substrings" if p.bad_word_substrings else "as whole words"
+        where = "anywhere in its text" if p.nested_returns else "in the function itself"
+        arguments = (
+            "no line starting with `def ` that contains `():`" if p.arguments_by_def_line
+            else f"at least {p.min_args} parameter(s) of any kind"
+        )  # fmt: skip
+        imports = (
+            "no `import X` / `from X` in the lowercased text for X in" if p.bad_import_substrings
+            else "no import of"
+        )  # fmt: skip
         return (
             "Rules, in order (a function is dropped for the first it fails): a `return` with a "
-            f"value in the function itself (`no_return_value`); at least {p.min_args} "
-            f"parameter(s) of any kind (`no_arguments`); at most {p.max_lines} lines "
+            f"value {where} (`no_return_value`); {arguments} (`no_arguments`); "
+            f"at most {p.max_lines} lines "
             f"(`too_long`); none of {', '.join(p.bad_words) or 'no words'} anywhere in the "
-            f"text, case-insensitive, {matching} (`bad_word`); no import of "
+            f"text, case-insensitive, {matching} (`bad_word`); {imports} "
             f"{', '.join(p.bad_imports) or 'nothing'} (or their submodules) inside the function "
             "and no use of one of them as an undefined name, which import inference would "
-            "turn into an import (`bad_import`). The published pipeline matched bad words and "
-            "bad imports as substrings of the text after import inference (so `debug` counted "
-            "as `bug` and `import osgeo` as `import os`)."
+            "turn into an import (`bad_import`)."
+            + published_rules.card_note("filter", p)
         )

@@ -46,12 +46,14 @@ def without_decorators(text: str) -> str:
     return "".join(text.splitlines(keepends=True)[node.lineno - 1 :])
 
 
-def no_return_value(node: FunctionNode) -> str | None:
+def no_return_value(node: FunctionNode, nested_count: bool = False) -> str | None:
     """Fails unless the function itself has a `return <expression>` (one in a nested def or
-    class does not count: it returns from something else)."""
-    if any(isinstance(n, ast.Return) and n.value is not None for n in _own_nodes(node)):
+    class does not count: it returns from something else), or with `nested_count`, as the
+    published pipeline looked, unless there is one anywhere in its text."""
+    nodes = list(ast.walk(node) if nested_count else _own_nodes(node))
+    if any(isinstance(n, ast.Return) and n.value is not None for n in nodes):
         return None
-    bare = any(isinstance(n, ast.Return) for n in _own_nodes(node))
+    bare = any(isinstance(n, ast.Return) for n in nodes)
     return "only bare `return`" if bare else "no `return` statement"
 
 
@@ -61,6 +63,16 @@ def too_few_arguments(node: FunctionNode, minimum: int) -> str | None:
     count = len(args.posonlyargs) + len(args.args) + len(args.kwonlyargs)
     count += (args.vararg is not None) + (args.kwarg is not None)
     return None if count >= minimum else f"{count} arguments, at least {minimum} wanted"
+
+
+def empty_parentheses_on_def_line(text: str) -> str | None:
+    """The published pipeline's test for a function without arguments: a line starting with
+    `def ` that contains `():`. It misses `async def f():`, `def f() -> int:` and a `def` split
+    over lines, and counts a nested `def` written at column 0 of the text only."""
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.startswith("def ") and "():" in line:
+            return f"`():` on line {number}"
+    return None
 
 
 def too_long(text: str, max_lines: int) -> str | None:
@@ -84,11 +96,23 @@ def bad_word(text: str, pattern: re.Pattern | None) -> str | None:
     return f"'{match.group(0)}' on line {text.count(chr(10), 0, match.start()) + 1}"
 
 
-def bad_import(node: FunctionNode, modules: set[str]) -> str | None:
+def bad_import(
+    node: FunctionNode, modules: set[str], substring_of: str | None = None
+) -> str | None:
     """Fails if the function imports one of `modules` (or a submodule: `import os.path`,
     `from os.path import join`) anywhere inside it, or uses one by name without defining it
-    (`os.getcwd()` with no import: the `imports` stage would add `import os`)."""
-    for n in ast.walk(node):
+    (`os.getcwd()` with no import: the `imports` stage would add `import os`).
+
+    With `substring_of` (the function's text), the first test is the published pipeline's
+    instead: `import X` or `from X` anywhere in the lowercased text, so `import osgeo` and a
+    docstring's "from os" count, and `import json, os` does not."""
+    if substring_of is not None:
+        lower = substring_of.lower()
+        for module in sorted(modules):
+            for phrase in (f"import {module}", f"from {module}"):
+                if phrase in lower:
+                    return f"'{phrase}' in the text (substring)"
+    for n in ast.walk(node) if substring_of is None else ():
         if isinstance(n, ast.Import):
             bad = [alias.name for alias in n.names if _top(alias.name) in modules]
             if bad:

@@ -20,9 +20,11 @@ import os
 import sys
 from dataclasses import dataclass
 
+from builder.errors import RecipeError
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
 from builder.pipeline.step import StepParams
-from builder.pipeline.typed import bounded, runtime_only
+from builder.pipeline.typed import added_later, bounded, runtime_only
+from builder.stages import published_rules
 from builder.stages.seeds.pyright_server import Failure, PyrightServer
 from builder.stages.seeds.pyright_setup import (
     describe,
@@ -35,10 +37,20 @@ from builder.stages.seeds.pyright_setup import (
 @dataclass
 class TypecheckParams(StepParams):
     report_missing_imports: bool = False
+    # Pyright's typeCheckingMode: off, basic, standard (its own default, so the published
+    # pipeline's, which gave it no configuration) or strict.
+    type_checking_mode: str = added_later("basic")
     timeout_s: float = bounded(60.0, gt=0)  # per function; reaching it drops the function
     # Pyright processes; 0: half the cores (one Pyright keeps ~1.5 cores busy: V8 compiles and
     # collects garbage on helper threads), at least 1.
     num_proc: int = runtime_only(0, ge=0)
+
+    def __post_init__(self):
+        if self.type_checking_mode not in ("off", "basic", "standard", "strict"):
+            raise RecipeError(
+                "stages.typecheck.type_checking_mode must be off, basic, standard or strict, "
+                f"got {self.type_checking_mode!r:.40}"
+            )
 
 
 class TypecheckStage(RowStage):
@@ -63,7 +75,8 @@ class TypecheckStage(RowStage):
         return self.params.num_proc or max(1, len(os.sched_getaffinity(0)) // 2)
 
     def settings(self) -> dict:
-        return pyright_settings(self.params.report_missing_imports)
+        p = self.params
+        return pyright_settings(p.report_missing_imports, p.type_checking_mode)
 
     def process(self, rows: list[Row]) -> ChunkResult:
         settings, timeout = self.settings(), self.params.timeout_s
@@ -105,6 +118,7 @@ class TypecheckStage(RowStage):
             "checks the same files with the same settings. A file's findings in a batch can "
             "differ from its findings alone (rarely: Pyright's inference through unannotated "
             "library code depends on what it evaluated before); here they never do."
+            + published_rules.card_note("typecheck", self.params)
         )
 
 
