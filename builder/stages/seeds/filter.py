@@ -42,7 +42,7 @@ class FilterParams(StepParams):
     min_args: int = bounded(1, ge=0)
     bad_words: list[str] = field(default_factory=lambda: ["todo", "fixme", "bug"])
     bad_word_substrings: bool = False  # True: match bad words inside other words, as published
-    # The published pipeline's forms of three rules (each explained in the module docstring).
+    # The published pipeline's forms of three more rules (the module docstring says how).
     bad_import_substrings: bool = added_later(False)
     nested_returns: bool = added_later(False)
     arguments_by_def_line: bool = added_later(False)
@@ -118,9 +118,11 @@ class FilterStage(RowStage):
             "no line starting with `def ` that contains `():`" if p.arguments_by_def_line
             else f"at least {p.min_args} parameter(s) of any kind"
         )  # fmt: skip
+        modules = ", ".join(p.bad_imports) or "nothing"
         imports = (
-            "no `import X` / `from X` in the lowercased text for X in" if p.bad_import_substrings
-            else "no import of"
+            f"no `import X` / `from X` anywhere in the lowercased text for X in {modules}"
+            if p.bad_import_substrings
+            else f"no import of {modules} (or their submodules) inside the function"
         )  # fmt: skip
         return (
             "Rules, in order (a function is dropped for the first it fails): a `return` with a "
@@ -128,7 +130,6 @@ class FilterStage(RowStage):
             f"at most {p.max_lines} lines "
             f"(`too_long`); none of {', '.join(p.bad_words) or 'no words'} anywhere in the "
             f"text, case-insensitive, {matching} (`bad_word`); {imports} "
-            f"{', '.join(p.bad_imports) or 'nothing'} (or their submodules) inside the function "
             "and no use of one of them as an undefined name, which import inference would "
             "turn into an import (`bad_import`)."
             + published_rules.card_note("filter", p)

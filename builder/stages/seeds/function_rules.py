@@ -67,8 +67,8 @@ def too_few_arguments(node: FunctionNode, minimum: int) -> str | None:
 
 def empty_parentheses_on_def_line(text: str) -> str | None:
     """The published pipeline's test for a function without arguments: a line starting with
-    `def ` that contains `():`. It misses `async def f():`, `def f() -> int:` and a `def` split
-    over lines, and counts a nested `def` written at column 0 of the text only."""
+    `def ` that contains `():` (column 0 only, so a nested def never counts). It misses
+    `async def f():`, `def f() -> int:` and a `def` split over lines."""
     for number, line in enumerate(text.split("\n"), 1):
         if line.startswith("def ") and "():" in line:
             return f"`():` on line {number}"
