@@ -247,3 +247,57 @@ def test_ctrl_c_mid_execute_stops_at_once_keeps_verdicts_and_rerun_resumes(tmp_p
     assert manifest["stats"]["cache_misses"] == count - first_slow
     out = export_rows(store_uri, "tester/ex-execute", tmp_path)
     assert {r["exec_status"] for r in out} == {"pass"}
+
+
+@pytest.mark.parametrize("status, error, kind", [
+    ("pass", "", ""),
+    ("fail", "AssertionError", "assertion"),
+    ("fail", "AssertionError: expected 2", "assertion"),
+    ("fail", "NameError: name 'x' is not defined", "NameError"),
+    ("fail", "MyErr: 1", "MyErr"),
+    ("fail", "SystemExit(3): the program exited before it finished", "SystemExit"),
+    ("fail", "memory limit exceeded (more than 268435456 bytes in all its processes)",
+     "memory_limit"),
+    ("fail", "killed by signal 9", "fail"),
+    ("error", "SyntaxError: invalid syntax", "SyntaxError"),
+    ("timeout", "exceeded the wall-clock limit of 2s", "timeout"),
+    ("no_code", "the response has no Python code block", "no_code"),
+])
+def test_failure_kind_names_why_a_sample_failed(status, error, kind):
+    from builder.stages.execute.task_figures import failure_kind
+
+    assert failure_kind(status, error) == kind
+
+
+def test_asserts_are_counted_in_the_program():
+    from builder.stages.execute.task_figures import count_asserts
+
+    assert count_asserts("def f(x):\n    return x\n\nassert f(1) == 1\nassert f(2) == 2\n") == 2
+    assert count_asserts("def f(x):\n    return x\n\nprint(f(1))\n") == 0
+    assert count_asserts("def f(:\n") == 0 and count_asserts(None) == 0
+
+
+@needs_bwrap
+def test_task_figures_count_every_sample_of_a_task_across_chunks(store_uri, tmp_path):
+    """Samples of one task in different chunks, and out of order: one tally per task."""
+    good = response("def f(x):\n    return x + 1", "assert f(1) == 2\nassert f(2) == 3")
+    wrong = response("def f(x):\n    return x", "assert f(1) == 2")
+    rows = [
+        {"instruction_id": "a", "sample_index": 0, "response": good},
+        {"instruction_id": "a", "sample_index": 1, "response": wrong},
+        {"instruction_id": "b", "sample_index": 0, "response": response("x = y", "assert x")},
+        {"instruction_id": "b", "sample_index": 1, "response": "no code"},
+        {"instruction_id": "a", "sample_index": 2, "response": good.replace("x + 1", "x+1")},
+        {"instruction_id": None, "sample_index": 0, "response": good.replace("x + 1", "1 + x")},
+    ]
+    publish_responses(store_uri, "tester/tf-responses", rows, tmp_path)
+    args = settings(store_uri, tmp_path, name="tf") + ["--set", "stages.execute.chunk_size=2"]
+    assert run_cli("run", TINY, "--only", "execute", *args) == 0
+    out = export_rows(store_uri, "tester/tf-execute", tmp_path)
+    assert [r["exec_failure"] for r in out] == ["", "assertion", "NameError", "no_code", "", ""]
+    assert [r["exec_asserts"] for r in out] == [2, 1, 1, 0, 2, 2]
+    figures = [(r["task_samples"], r["task_passed"], r["task_pass_rate"]) for r in out]
+    assert figures == [(3, 2, 0.6667), (3, 2, 0.6667), (2, 0, 0.0), (2, 0, 0.0), (3, 2, 0.6667),
+                       (1, 1, 1.0)]  # fmt: skip
+    manifest = json.loads(open_store(store_uri).read_text("tester/tf-execute", "main", "manifest.json"))
+    assert manifest["stats"]["failure:assertion"] == 1 and manifest["stats"]["failure:NameError"] == 1

@@ -100,6 +100,8 @@ def write_outputs(
         stats.update(chunk["stats"])
     train, rejected = ShardWriter(folder, "train"), ShardWriter(folder, "rejected")
     adds = set(stage.adds)
+    if getattr(type(stage), "survey", RowStage.survey) is not RowStage.survey:
+        stage.survey(checkpoint.iter_kept(indices))  # only a stage that needs the extra read
     for item in stage.finalize(checkpoint.iter_kept(indices)):
         if isinstance(item, Drop):
             rejected.write(item.as_row())

@@ -80,6 +80,11 @@ class RowStage(Step):
     def process(self, rows: list[Row]) -> ChunkResult:
         raise NotImplementedError
 
+    def survey(self, rows: Iterable[Row]) -> None:
+        """A first ordered pass over every kept row, before `finalize`, for a stage that needs
+        figures over all of them (e.g. per group) to write each row. Called only when a stage
+        overrides it; it costs one more read of the checkpointed rows."""
+
     def finalize(self, rows: Iterable[Row]) -> Iterator[Row | Drop]:
         """One ordered pass over every kept row after all chunks are done. Default: keep all."""
         yield from rows

@@ -3,7 +3,10 @@
 The program is the response's fenced Python blocks, in order (the implementation, then the
 tests). Every sample gets a status (`pass`, `fail`, `timeout`, `error`, or `no_code` when the
 response has no Python block), a duration and a short error; nothing is dropped here, `select`
-decides. Verdicts are cached by the program's hash and the sandbox settings (see
+decides. Each sample also says why it failed (`exec_failure`) and how many asserts its program
+has (`exec_asserts`), and each its task's figures: `task_samples`, `task_passed`,
+`task_pass_rate` (see `task_figures.py`), so the dataset alone tells how hard each task was for
+the model. Verdicts are cached by the program's hash and the sandbox settings (see
 `verdict_cache.py`), so a rerun or a resume after `kill -9` executes nothing twice (`kill -9`
 loses at most the batch in flight; Ctrl-C loses nothing finished: the sandbox pool cancels what
 has not started and kills what runs, and the verdicts already in are committed). If the sandbox
@@ -18,6 +21,7 @@ import json
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,7 @@ from builder.pipeline.step import StepParams
 from builder.pipeline.typed import bounded, runtime_only
 from builder.sandbox import Program, SandboxLimits, get_sandbox
 from builder.sandbox.local import HARNESS_VERSION
+from builder.stages.execute.task_figures import TaskTally, count_asserts, failure_kind
 from builder.stages.execute.verdict_cache import VerdictCache, program_key
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,7 @@ _KEPT_OUTPUT = 1000  # characters of stdout/stderr kept per sample
 @dataclass
 class ExecuteParams(StepParams):
     code_column: str = "response"
+    task_column: str = "instruction_id"  # the samples of one task share it
     timeout_s: float = bounded(10.0, gt=0)
     memory_mb: int = bounded(4096, ge=1)
     # Programs per sandbox call: verdicts are committed per batch, so a kill re-runs at most one.
@@ -64,8 +70,14 @@ class ExecuteStage(RowStage):
         "exec_stdout",
         "exec_stderr",
         "exec_program_hash",
+        "exec_failure",
+        "exec_asserts",
+        "task_samples",
+        "task_passed",
+        "task_pass_rate",
     )
     chunk_size = 1024
+    version = 2  # 2: exec_failure, exec_asserts and the task columns
     description = "Every response sample's code and tests, run in a sandbox: status for each."
 
     params: ExecuteParams
@@ -73,6 +85,7 @@ class ExecuteStage(RowStage):
     def __init__(self, params, context=None):
         super().__init__(params, context)
         self.reads = (params.code_column,)
+        self._tally = TaskTally(params.task_column)
 
     def fingerprint_extra(self) -> dict[str, Any]:
         # What can change a verdict, known without starting a worker pool: the backend, its
@@ -130,11 +143,35 @@ class ExecuteStage(RowStage):
         stats["cache_misses"] = len(missing)
         self._run(sandbox, cache, missing, verdicts)
         result = ChunkResult(stats=stats)
-        for row, key in zip(rows, keys):
+        for row, key, program in zip(rows, keys, programs):
             verdict = verdicts.get(key) if key else None
-            result.kept.append({**row, **_columns(verdict, key)})
-            stats[f"status:{verdict['status'] if verdict else 'no_code'}"] += 1
+            columns = _columns(verdict, key)
+            columns["exec_failure"] = failure_kind(columns["exec_status"], columns["exec_error"])
+            columns["exec_asserts"] = count_asserts(program)
+            result.kept.append({**row, **columns})
+            stats[f"status:{columns['exec_status']}"] += 1
+            if columns["exec_failure"]:
+                stats[f"failure:{columns['exec_failure']}"] += 1
         return result
+
+    def survey(self, rows: Iterable[Row]) -> None:
+        self._tally = TaskTally(self.params.task_column)
+        for row in rows:
+            self._tally.add(row)
+
+    def finalize(self, rows: Iterable[Row]) -> Iterator[Row]:
+        for row in rows:
+            yield {**row, **self._tally.columns(row)}
+
+    def card_notes(self) -> str:
+        return (
+            "Every sample is kept with its verdict (`exec_status`), why it failed "
+            "(`exec_failure`: `assertion` for a failed test, the exception's type for any other "
+            "error, `timeout`, `memory_limit`, `no_code`) and the number of `assert` statements "
+            "its program has (`exec_asserts`: 0 means its pass proves little). Each row also "
+            f"carries its task's figures (the rows sharing `{self.params.task_column}`): "
+            "`task_samples` (those that reached this step), `task_passed` and `task_pass_rate`."
+        )
 
     def _run(self, sandbox, cache, missing: dict[str, str], verdicts: dict[str, dict]) -> None:
         items = list(missing.items())
