@@ -98,3 +98,63 @@ def test_select_publishes_sft_pairs(tmp_path):
     assert out[0]["messages"][1]["content"] == out[0]["response"]
     manifest = json.loads(store.read_text("tester/sel-select", "main", "manifest.json"))
     assert manifest["drops"] == {"not_passed": 1} and manifest["rows_out"] == 2
+
+
+def policy_rows():
+    """Three tasks: A passed 2 of 4 samples (two distinct passing responses, one twice), B 1 of
+    4, C 3 of 3 (all three passing)."""
+    def row(task, code, status, rate):
+        return {**sample(task, status=status, code=code), "task_pass_rate": rate}
+
+    return [
+        row("Task A.", "def add(a, b):\n    return a + b", "pass", 0.5),
+        row("Task A.", "def add(a, b):\n    return b + a", "pass", 0.5),
+        row("Task A.", "def add(a, b):\n    return a + b", "pass", 0.5),  # the same again
+        row("Task A.", "def add(a, b):\n    return a", "fail", 0.5),
+        row("Task B.", "def add(a, b):\n    return sum((a, b))", "pass", 0.25),
+        row("Task B.", "def add(a, b):\n    return a", "fail", 0.25),
+        row("Task C.", "def add(a, b):\n    return a + b  # c1", "pass", 1.0),
+        row("Task C.", "def add(a, b):\n    return a + b  # c2", "pass", 1.0),
+        row("Task C.", "def add(a, b):\n    return a + b  # c3", "pass", 1.0),
+    ]
+
+
+def test_policy_random_one_keeps_one_sample_per_task():
+    kept, drops = run_select(policy_rows(), seed=7)
+    assert sorted(r["instruction"] for r in kept) == ["Task A.", "Task B.", "Task C."]
+    assert sorted(r for r, _ in drops) == ["duplicate_response"] + ["not_chosen"] * 3 + [
+        "not_passed"] * 2
+
+
+def test_policy_all_passing_keeps_every_distinct_passing_sample():
+    kept, drops = run_select(policy_rows(), policy="all_passing")
+    assert [r["instruction"] for r in kept] == ["Task A.", "Task A.", "Task B.", "Task C.",
+                                                "Task C.", "Task C."]  # fmt: skip
+    assert sorted(r for r, _ in drops) == ["duplicate_response", "not_passed", "not_passed"]
+
+
+def test_min_task_pass_rate_drops_the_hard_tasks_under_any_policy():
+    kept, drops = run_select(policy_rows(), min_task_pass_rate=0.5, policy="all_passing")
+    assert [r["instruction"] for r in kept] == ["Task A.", "Task A.", "Task C.", "Task C.",
+                                                "Task C."]  # fmt: skip
+    assert [r for r, _ in drops].count("task_pass_rate_below_min") == 1
+    kept, _ = run_select(policy_rows(), min_task_pass_rate=0.75, seed=7)
+    assert [r["instruction"] for r in kept] == ["Task C."]
+    card = SelectStage(SelectParams(min_task_pass_rate=0.75)).card_notes()
+    assert "Policy `random_one`" in card and "at least 0.75 of the time" in card
+
+
+def test_policy_settings_are_checked_and_leave_the_fingerprint_at_their_defaults():
+    import pytest
+
+    from builder.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="policy must be one of random_one, all_passing"):
+        SelectParams(policy="best")
+    with pytest.raises(RecipeError, match="min_task_pass_rate must be between 0 and 1"):
+        SelectParams(min_task_pass_rate=1.5)
+    assert "policy" not in SelectParams().fingerprint_items()
+    assert SelectParams(policy="all_passing").fingerprint_items()["policy"] == "all_passing"
+    # The pass-rate rule reads execute's column, so a dataset without it is named at plan time.
+    assert "task_pass_rate" in SelectStage(SelectParams(min_task_pass_rate=0.5)).reads
+    assert "task_pass_rate" not in SelectStage(SelectParams()).reads

@@ -4,9 +4,17 @@ A sample is a candidate when it passed its own tests and its response has the fo
 order with exactly one tests block that asserts on the implementation, and no sign of being
 unfinished (todo, fixme, "your code here"). Then, across the whole dataset (in `finalize`):
 identical responses (after whitespace normalisation) are kept once; samples are grouped by
-their whitespace-normalised instruction, so the same task under two ids is one task; and one
-candidate per task is chosen at random with `seed`. The choice ranks candidates by a hash of
-(seed, task, sample), so it does not depend on chunking and needs one row per task in memory.
+their whitespace-normalised instruction, so the same task under two ids is one task; and the
+`policy` decides what is kept of each task:
+
+- `random_one` (the published default): one candidate per task, chosen at random with `seed`.
+  The choice ranks candidates by a hash of (seed, task, sample), so it does not depend on
+  chunking and needs one row per task in memory.
+- `all_passing`: every candidate (several correct solutions per task; duplicates still go).
+
+With `min_task_pass_rate` above 0, a candidate whose task passed less often than that
+(`task_pass_rate` from `execute`: passed samples / samples) is dropped first
+(`task_pass_rate_below_min`), whatever the policy.
 
 Published columns: `instruction`, `response`, `messages` (user/assistant, for TRL's SFTTrainer)
 and every input column for lineage back to the seed.
@@ -18,9 +26,10 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from builder.errors import RecipeError
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
 from builder.pipeline.step import StepParams
-from builder.pipeline.typed import bounded
+from builder.pipeline.typed import added_later, bounded
 from builder.stages.generation.parse import parse_response
 from builder.stages.select.sft_format import (
     normalise,
@@ -29,6 +38,7 @@ from builder.stages.select.sft_format import (
     strip_comments_in_blocks,
 )
 
+POLICIES = ("random_one", "all_passing")
 _RANK = "_select_rank"
 _GROUP = "_select_group"
 
@@ -41,6 +51,20 @@ class SelectParams(StepParams):
     incomplete_markers: list[str] = field(
         default_factory=lambda: ["todo", "fixme", "your code here"]
     )
+    policy: str = added_later("random_one")  # or all_passing (see the module docstring)
+    min_task_pass_rate: float = added_later(0.0)  # 0 to 1; needs execute's task_pass_rate
+
+    def __post_init__(self):
+        if self.policy not in POLICIES:
+            raise RecipeError(
+                f"stages.select.policy must be one of {', '.join(POLICIES)}, got "
+                f"{self.policy!r:.40}"
+            )
+        if not 0.0 <= self.min_task_pass_rate <= 1.0:
+            raise RecipeError(
+                f"stages.select.min_task_pass_rate must be between 0 and 1, got "
+                f"{self.min_task_pass_rate}"
+            )
 
 
 class SelectStage(RowStage):
@@ -49,9 +73,14 @@ class SelectStage(RowStage):
     reads = ("instruction", "response", "exec_status")
     adds = ("instruction", "response", "messages")
     chunk_size = 4096
-    description = "One passing, well-formed response per instruction: the SFT dataset."
+    description = "Passing, well-formed responses (one per instruction by default): SFT pairs."
 
     params: SelectParams
+
+    def __init__(self, params: SelectParams, context=None):
+        super().__init__(params, context)
+        if params.min_task_pass_rate > 0:
+            self.reads = (*self.reads, "task_pass_rate")
 
     def process(self, rows: list[Row]) -> ChunkResult:
         result = ChunkResult()
@@ -69,6 +98,9 @@ class SelectStage(RowStage):
     def _reject_reason(self, row: Row) -> tuple[str, str]:
         if row["exec_status"] != "pass":
             return "not_passed", f"{row['exec_status']}: {row.get('exec_error') or ''}"[:200]
+        minimum = self.params.min_task_pass_rate
+        if minimum > 0 and row["task_pass_rate"] < minimum:
+            return "task_pass_rate_below_min", f"{row['task_pass_rate']:.2f} < {minimum:g}"
         response = row["response"] or ""
         parsed = parse_response(response, untagged=_untagged(row))
         if not parsed.ok:
@@ -91,6 +123,9 @@ class SelectStage(RowStage):
                 yield Drop(_public(row), "duplicate_response", "same response as an earlier sample")
                 continue
             responses_seen.add(key)
+            if self.params.policy == "all_passing":
+                yield self._sft_row(_public(row))
+                continue
             best = chosen.get(row[_GROUP])
             if best is None:
                 chosen[row[_GROUP]] = row
@@ -122,10 +157,19 @@ class SelectStage(RowStage):
         flags = (
             f"strip_comments={self.params.strip_comments}, remove_tests={self.params.remove_tests}"
         )
+        p = self.params
+        which = (
+            f"One response per task, chosen at random with seed {p.seed} among"
+            if p.policy == "random_one" else "Every distinct response of"
+        )  # fmt: skip
+        rate = (
+            f", of tasks whose samples passed at least {p.min_task_pass_rate:g} of the time "
+            "(`task_pass_rate`)" if p.min_task_pass_rate > 0 else ""
+        )  # fmt: skip
         return (
-            f"One response per task, chosen at random with seed {self.params.seed} among the "
-            f"samples that passed their own tests and are well formed ({flags}). `messages` is "
-            "ready for TRL's SFTTrainer."
+            f"Policy `{p.policy}`. {which} the samples that passed their own tests and are well "
+            f"formed{rate} ({flags}). The drop counts above say how many rows each rule "
+            "removed. `messages` is ready for TRL's SFTTrainer."
         )
 
 
