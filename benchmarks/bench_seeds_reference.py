@@ -262,6 +262,7 @@ def rule_counts(corpus: Path) -> tuple[dict, int]:
     counts, total, seen = Counter(), 0, set()
     whole = rules.bad_word_pattern(ref.BAD_WORDS, substrings=False)
     inside = rules.bad_word_pattern(ref.BAD_WORDS, substrings=True)
+    bad = set(ref.BAD_MODULES)
     for path in sorted(corpus.rglob("*.py")):
         try:
             content = path.read_text(encoding="utf-8")
@@ -284,7 +285,6 @@ def rule_counts(corpus: Path) -> tuple[dict, int]:
                 rules.empty_parentheses_on_def_line(text) is None)
             counts["bad_word_substrings"] += (rules.bad_word(text, whole) is None) != (
                 rules.bad_word(text, inside) is None)
-            bad = set(ref.BAD_MODULES)
             counts["bad_import_substrings"] += (rules.bad_import(node, bad) is None) != (
                 rules.bad_import(node, bad, text) is None)
     return dict(counts), total

@@ -29,7 +29,6 @@ against today's py-tree-sitter (0.25+) and tree-sitter-python wheels:
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import signal
 import subprocess
@@ -37,8 +36,6 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 BAD_WORDS = ["todo", "fixme", "bug"]
 BAD_MODULES = ["argparse", "os", "subprocess", "sys", "setuptools", "distutils", "matplotlib",

@@ -2,6 +2,7 @@
 
 import json
 
+from builder.pipeline.recipe import load_recipe
 from builder.stages.select.sft_format import (
     remove_tests_section,
     strip_comments,
@@ -151,8 +152,9 @@ def test_policy_settings_are_checked_and_leave_the_fingerprint_at_their_defaults
 
     with pytest.raises(RecipeError, match="policy must be one of random_one, all_passing"):
         SelectParams(policy="best")
-    with pytest.raises(RecipeError, match="min_task_pass_rate must be between 0 and 1"):
-        SelectParams(min_task_pass_rate=1.5)
+    too_high = r"'stages.select.min_task_pass_rate' must be <= 1, got 1.5"
+    with pytest.raises(RecipeError, match=too_high):
+        load_recipe(TINY, ["stages.select.min_task_pass_rate=1.5"])
     assert "policy" not in SelectParams().fingerprint_items()
     assert SelectParams(policy="all_passing").fingerprint_items()["policy"] == "all_passing"
     # The pass-rate rule reads execute's column, so a dataset without it is named at plan time.

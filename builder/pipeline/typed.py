@@ -27,11 +27,11 @@ def runtime_only(default: Any, **bounds: float) -> Any:
     return bounded(default, runtime=True, **bounds)
 
 
-def added_later(default: Any) -> Any:
+def added_later(default: Any, **bounds: float) -> Any:
     """A parameter added after revisions were published without it: it enters the step's
     fingerprint only when set to something other than its default (which is what those
-    revisions did), so they stay up to date."""
-    return field(default=default, metadata={"fingerprint": "unless_default"})
+    revisions did), so they stay up to date. Numbers may declare a range, as `bounded`."""
+    return bounded(default, fingerprint="unless_default", **bounds)
 
 
 def bounded(
@@ -41,12 +41,14 @@ def bounded(
     gt: float | None = None,
     le: float | None = None,
     runtime: bool = False,
+    fingerprint: bool | str = True,
 ) -> Any:
     """A numeric parameter with its valid range, checked when the recipe loads (None: no
-    bound; a value of None is always allowed where the type allows it)."""
+    bound; a value of None is always allowed where the type allows it). `fingerprint`: see
+    `StepParams.fingerprint_items` (`runtime` is `fingerprint=False`)."""
     metadata: dict[str, Any] = {"bounds": (ge, gt, le)}
-    if runtime:
-        metadata["fingerprint"] = False
+    if runtime or fingerprint is not True:
+        metadata["fingerprint"] = False if runtime else fingerprint
     return field(default=default, metadata=metadata)
 
 

@@ -106,22 +106,35 @@ def bad_import(
     With `substring_of` (the function's text), the first test is the published pipeline's
     instead: `import X` or `from X` anywhere in the lowercased text, so `import osgeo` and a
     docstring's "from os" count, and `import json, os` does not."""
-    if substring_of is not None:
-        lower = substring_of.lower()
-        for module in sorted(modules):
-            for phrase in (f"import {module}", f"from {module}"):
-                if phrase in lower:
-                    return f"'{phrase}' in the text (substring)"
-    for n in ast.walk(node) if substring_of is None else ():
+    found = (
+        _import_as_substring(substring_of, modules) if substring_of is not None
+        else _import_statement(node, modules)
+    )  # fmt: skip
+    if found:
+        return found
+    free = sorted(_free_names(node) & modules)
+    if free:
+        return f"uses `{free[0]}` without importing it, so it would be imported"
+    return None
+
+
+def _import_statement(node: FunctionNode, modules: set[str]) -> str | None:
+    for n in ast.walk(node):
         if isinstance(n, ast.Import):
             bad = [alias.name for alias in n.names if _top(alias.name) in modules]
             if bad:
                 return f"import {bad[0]} (line {n.lineno})"
         elif isinstance(n, ast.ImportFrom) and not n.level and _top(n.module or "") in modules:
             return f"from {n.module} import ... (line {n.lineno})"
-    free = sorted(_free_names(node) & modules)
-    if free:
-        return f"uses `{free[0]}` without importing it, so it would be imported"
+    return None
+
+
+def _import_as_substring(text: str, modules: set[str]) -> str | None:
+    lower = text.lower()
+    for module in sorted(modules):
+        for phrase in (f"import {module}", f"from {module}"):
+            if phrase in lower:
+                return f"'{phrase}' in the text (substring)"
     return None
 
 

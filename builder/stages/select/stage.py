@@ -52,18 +52,13 @@ class SelectParams(StepParams):
         default_factory=lambda: ["todo", "fixme", "your code here"]
     )
     policy: str = added_later("random_one")  # or all_passing (see the module docstring)
-    min_task_pass_rate: float = added_later(0.0)  # 0 to 1; needs execute's task_pass_rate
+    min_task_pass_rate: float = added_later(0.0, ge=0, le=1)  # needs execute's task_pass_rate
 
     def __post_init__(self):
         if self.policy not in POLICIES:
             raise RecipeError(
                 f"stages.select.policy must be one of {', '.join(POLICIES)}, got "
                 f"{self.policy!r:.40}"
-            )
-        if not 0.0 <= self.min_task_pass_rate <= 1.0:
-            raise RecipeError(
-                f"stages.select.min_task_pass_rate must be between 0 and 1, got "
-                f"{self.min_task_pass_rate}"
             )
 
 
