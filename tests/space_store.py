@@ -21,6 +21,7 @@ from builder.evaluation.card import render_card as render_eval_card
 from builder.pipeline.card import render_card
 from builder.pipeline.publish import publish
 from builder.pipeline.shards import ShardWriter
+from builder.stages.execute.figures import StrengthFigures
 from builder.store import open_store
 from tests.helpers import TINY, run_cli, write_corpus
 
@@ -120,8 +121,21 @@ def build(root: Path, tiny_model: Path) -> dict:
         for r in responses
     ]
     _publish(store, "execute", "responses", executed, [])
+    mutated = [
+        {**r, "test_strength": 0.5 if r["exec_status"] == "pass" else None,
+         "test_mutants": 2 if r["exec_status"] == "pass" else 0,
+         "test_mutants_killed": 1 if r["exec_status"] == "pass" else 0,
+         "test_survivors": ["return@2"] if r["exec_status"] == "pass" else [],
+         "mutation_skipped": "" if r["exec_status"] == "pass" else "not_passed",
+         "exec_asserts": 1, "task_pass_rate": 0.5}
+        for r in executed
+    ]  # fmt: skip
+    strengths = StrengthFigures()
+    for row in mutated:
+        strengths.add(row)
+    _publish(store, "mutate", "execute", mutated, [], figures=strengths.figures())
     sft = []
-    for r in executed:  # select with remove_tests: the response loses its tests section
+    for r in mutated:  # select with remove_tests: the response loses its tests section
         if r["exec_status"] == "pass":
             response = r["response"].split("[Tests]")[0]
             sft.append(
@@ -136,10 +150,10 @@ def build(root: Path, tiny_model: Path) -> dict:
             )
     failed = [
         {**r, "drop_reason": "not_passed", "drop_detail": "fail: AssertionError"}
-        for r in executed
+        for r in mutated
         if r["exec_status"] != "pass"
     ]
-    _publish(store, "select", "execute", sft, failed)
+    _publish(store, "select", "mutate", sft, failed)
     checkpoints = _models(root, tiny_model)
     _evaluations(store, tiny_model, checkpoints)
     return {
@@ -167,7 +181,9 @@ def _rows(store, repo: str) -> list[dict]:
     return [row for f in files for row in pq.read_table(local[f]).to_pylist()]
 
 
-def _publish(store, stage: str, parent_stage: str, kept: list[dict], dropped: list[dict]) -> str:
+def _publish(
+    store, stage: str, parent_stage: str, kept: list[dict], dropped: list[dict], figures=()
+) -> str:
     repo, parent_repo = f"{NAMESPACE}/tiny-{stage}", f"{NAMESPACE}/tiny-{parent_stage}"
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -206,6 +222,7 @@ def _publish(store, stage: str, parent_stage: str, kept: list[dict], dropped: li
             "rows_out": len(kept),
             "drops": drops,
             "stats": {},
+            **({"figures": list(figures)} if figures else {}),
         }
         return publish(store, repo, folder, manifest, render_card(manifest), f"{stage}: test rows")
 

@@ -53,9 +53,15 @@ def test_shipped_recipes_load_with_published_settings():
         "instructions",
         "responses",
         "execute",
+        "mutate",
         "select",
+        "rl_tasks",
         "train",
     ]
+    # the SFT pairs are the published ones (select reads mutate, which adds columns only, and
+    # keeps its published policy); the RL export and train read what they name
+    assert published.stages["select"].policy == "random_one"
+    assert published.input_stage("rl_tasks") == "mutate" and published.input_stage("train") == "select"
     dedup = published.stages["dedup"]  # as text-dedup, the published run's tool, clusters
     assert (dedup.mode, dedup.threshold, dedup.num_perm, dedup.seed) == ("reference", 0.5, 250, 42)
     train = published.stages["train"]

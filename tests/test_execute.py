@@ -71,6 +71,8 @@ def test_every_sample_gets_a_status_and_nothing_is_dropped(store_uri, tmp_path):
     # the last sample is the first one's program again: it runs once
     assert manifest["stats"]["cache_misses"] == 4 and manifest["stats"]["cache_hits"] == 0
     assert manifest["stats"]["status:pass"] == 2 and manifest["stats"]["status:no_code"] == 1
+    (rates,) = manifest["figures"]  # i1 and i3 passed 1 of 2, i2 none
+    assert rates["title"] == "Task pass rates" and [r[1] for r in rates["rows"]] == [1, 0, 0, 2, 0, 0]
 
 
 def test_missing_code_column_is_named_before_any_work(tmp_path, caplog):

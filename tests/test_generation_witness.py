@@ -22,7 +22,7 @@ from tests import witness
 from tests.helpers import TINY, export_rows, run_cli, write_corpus
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
-CHAIN = ("judge", "concepts", "instructions", "responses", "execute", "select")
+CHAIN = ("judge", "concepts", "instructions", "responses", "execute", "mutate", "select")
 NO_TO_FETCH = [["async def fetch(url):", "No\n"]]  # the judge drops one seed of three
 
 
@@ -36,6 +36,7 @@ def settings(tmp_path, name):
         "--set", f"model={model}", "--set", "engine.backend=witness",
         "--set", "sandbox.backend=witness", "--set", "stages.judge.input=extract",
         "--set", "stages.responses.n=2", "--set", "stages.execute.workers=1",
+        "--set", "stages.mutate.workers=1",
     ]  # fmt: skip
 
 
@@ -104,7 +105,11 @@ def test_every_generation_stage_gets_rows_that_parse_and_select_keeps_some(tmp_p
     assert sum(asked.values()) == 11 and set(asked.values()) == {1}
     programs = {program_from_response(r["response"]) for r in responses}
     ran = witness.counted(record, "program")
-    assert set(ran) == {witness.digest(p) for p in programs} and set(ran.values()) == {1}
+    assert set(ran.values()) == {1}  # the responses' programs, then the passing ones' mutants
+    mutated = manifest(tmp_path, "tester/gw-mutate")
+    assert mutated["stats"]["measured"] == 2 and mutated["stats"]["mutants"] > 0
+    assert set(ran) - {witness.digest(p) for p in programs} and len(ran) == len(programs) + (
+        mutated["stats"]["cache_misses"])
 
     # The same command again: everything is up to date, nothing is asked or run.
     again = tmp_path / "again.jsonl"
@@ -116,7 +121,7 @@ def test_every_generation_stage_gets_rows_that_parse_and_select_keeps_some(tmp_p
     # runs only programs it has no verdict for (sample 2's text is sample 1's: none).
     more = tmp_path / "more.jsonl"
     with witness.installed(more, answers=NO_TO_FETCH):
-        assert run_cli("run", TINY, "--only", "responses,execute,select", *args,
+        assert run_cli("run", TINY, "--only", "responses,execute,mutate,select", *args,
                        "--set", "stages.responses.n=3") == 0  # fmt: skip
     asked_again = witness.keys(more, "sample")
     assert len(asked_again) == 2 and all(k.endswith(":2") for k in asked_again)

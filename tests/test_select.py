@@ -89,8 +89,8 @@ def test_select_publishes_sft_pairs(tmp_path):
     rows = [sample(), sample(status="timeout"), sample("Another task entirely.", code="def add(a, b):\n    return b + a")]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "x.parquet")
     store = open_store(store_uri)
-    store.create_repo("tester/sel-execute", private=True)
-    store.commit("tester/sel-execute", {"data/train-00000-of-00001.parquet": tmp_path / "x.parquet"}, "x")
+    store.create_repo("tester/sel-mutate", private=True)
+    store.commit("tester/sel-mutate", {"data/train-00000-of-00001.parquet": tmp_path / "x.parquet"}, "x")
     args = ["--set", "name=sel", "--set", f"hub.store={store_uri}", "--set", "hub.namespace=tester",
             "--set", f"work_dir={tmp_path / 'w'}"]
     assert run_cli("run", TINY, "--only", "select", *args) == 0
@@ -103,20 +103,23 @@ def test_select_publishes_sft_pairs(tmp_path):
 
 def policy_rows():
     """Three tasks: A passed 2 of 4 samples (two distinct passing responses, one twice), B 1 of
-    4, C 3 of 3 (all three passing)."""
-    def row(task, code, status, rate):
-        return {**sample(task, status=status, code=code), "task_pass_rate": rate}
+    4, C 3 of 3 (all three passing). Test strengths: A 0.5 and 1.0, B not measured, C 0.25,
+    0.75, 0.75."""
+    def row(task, code, status, rate, strength=None):
+        return {**sample(task, status=status, code=code), "task_pass_rate": rate,
+                "test_strength": strength, "mutation_skipped": "" if strength is not None
+                else "not_passed" if status != "pass" else "no_mutable_code"}  # fmt: skip
 
     return [
-        row("Task A.", "def add(a, b):\n    return a + b", "pass", 0.5),
-        row("Task A.", "def add(a, b):\n    return b + a", "pass", 0.5),
-        row("Task A.", "def add(a, b):\n    return a + b", "pass", 0.5),  # the same again
+        row("Task A.", "def add(a, b):\n    return a + b", "pass", 0.5, 0.5),
+        row("Task A.", "def add(a, b):\n    return b + a", "pass", 0.5, 1.0),
+        row("Task A.", "def add(a, b):\n    return a + b", "pass", 0.5, 0.5),  # the same again
         row("Task A.", "def add(a, b):\n    return a", "fail", 0.5),
         row("Task B.", "def add(a, b):\n    return sum((a, b))", "pass", 0.25),
         row("Task B.", "def add(a, b):\n    return a", "fail", 0.25),
-        row("Task C.", "def add(a, b):\n    return a + b  # c1", "pass", 1.0),
-        row("Task C.", "def add(a, b):\n    return a + b  # c2", "pass", 1.0),
-        row("Task C.", "def add(a, b):\n    return a + b  # c3", "pass", 1.0),
+        row("Task C.", "def add(a, b):\n    return a + b  # c1", "pass", 1.0, 0.25),
+        row("Task C.", "def add(a, b):\n    return a + b  # c2", "pass", 1.0, 0.75),
+        row("Task C.", "def add(a, b):\n    return a + b  # c3", "pass", 1.0, 0.75),
     ]
 
 
@@ -145,13 +148,61 @@ def test_min_task_pass_rate_drops_the_hard_tasks_under_any_policy():
     assert "Policy `random_one`" in card and "at least 0.75 of the time" in card
 
 
+def test_policy_strongest_tests_keeps_the_sample_whose_tests_caught_most():
+    for seed in range(6):  # the seed only breaks ties (C's two 0.75) and picks among unmeasured
+        kept, drops = run_select(policy_rows(), policy="strongest_tests", seed=seed)
+        chosen = {r["instruction"]: r for r in kept}
+        assert sorted(chosen) == ["Task A.", "Task B.", "Task C."]
+        assert "b + a" in chosen["Task A."]["response"] and chosen["Task C."]["test_strength"] == 0.75
+        assert chosen["Task B."]["test_strength"] is None  # unmeasured: still the task's one
+        assert sorted(r for r, _ in drops) == ["duplicate_response"] + ["not_chosen"] * 3 + [
+            "not_passed"] * 2
+    picks = {run_select(policy_rows(), policy="strongest_tests", seed=s)[0][2]["response"]
+             for s in range(12)}  # fmt: skip
+    assert len(picks) == 2 and all("c1" not in p for p in picks)
+
+
+def test_min_test_strength_drops_weak_and_unmeasured_tests_under_any_policy():
+    kept, drops = run_select(policy_rows(), policy="all_passing", min_test_strength=0.75)
+    assert [(r["instruction"], r["test_strength"]) for r in kept] == [
+        ("Task A.", 1.0), ("Task C.", 0.75), ("Task C.", 0.75)]
+    weak = sorted(detail for reason, detail in
+                  ((d.reason, d.detail) for d in run_select_drops(policy_rows(), 0.75)))  # fmt: skip
+    assert weak == ["0.25 < 0.75", "0.50 < 0.75", "0.50 < 0.75", "no_mutable_code < 0.75"]
+    assert [r for r, _ in drops].count("test_strength_below_min") == 4
+    card = SelectStage(SelectParams(policy="strongest_tests", min_test_strength=0.5)).card_notes()
+    assert "Policy `strongest_tests`" in card and "caught at least 0.5 of their mutants" in card
+    assert "test_strength" in SelectStage(SelectParams(policy="strongest_tests")).reads
+    assert "test_strength" in SelectStage(SelectParams(min_test_strength=0.1)).reads
+
+
+def test_the_card_counts_the_pairs_each_policy_and_threshold_would_give():
+    stage = SelectStage(SelectParams(seed=7))
+    chunk = stage.process(policy_rows())
+    assert len([r for r in stage.finalize(iter(chunk.kept)) if isinstance(r, dict)]) == 3
+    (figure,) = stage.figures()
+    counts = {row[0]: (row[1], row[2]) for row in figure["rows"]}
+    # candidates: A 0.5 and 1.0 (its duplicate gone), B unmeasured, C 0.25, 0.75, 0.75
+    assert counts["none (the policies)"] == (3, 6)
+    assert [counts[f"min_test_strength {t}"] for t in ("0.25", "0.5", "0.75", "1")] == [
+        (2, 5), (2, 4), (2, 3), (1, 1)]
+    assert [counts[f"min_task_pass_rate {t}"] for t in ("0.25", "0.5", "0.75", "1")] == [
+        (3, 6), (2, 5), (1, 3), (1, 3)]
+    assert "This revision used `random_one`" in figure["note"]
+
+
+def run_select_drops(rows, least):
+    stage = SelectStage(SelectParams(min_test_strength=least))
+    return [d for d in stage.process(rows).dropped if d.reason == "test_strength_below_min"]
+
+
 def test_policy_settings_are_checked_and_leave_the_fingerprint_at_their_defaults():
     import pytest
 
     from builder.errors import RecipeError
 
-    with pytest.raises(RecipeError, match="policy must be one of random_one, all_passing"):
-        SelectParams(policy="best")
+    with pytest.raises(RecipeError, match="'stages.select.policy' must be 'random_one' or 'all_passing' or 'strongest_tests', got 'best'"):
+        load_recipe(TINY, ["stages.select.policy=best"])
     too_high = r"'stages.select.min_task_pass_rate' must be <= 1, got 1.5"
     with pytest.raises(RecipeError, match=too_high):
         load_recipe(TINY, ["stages.select.min_task_pass_rate=1.5"])
@@ -160,3 +211,4 @@ def test_policy_settings_are_checked_and_leave_the_fingerprint_at_their_defaults
     # The pass-rate rule reads execute's column, so a dataset without it is named at plan time.
     assert "task_pass_rate" in SelectStage(SelectParams(min_task_pass_rate=0.5)).reads
     assert "task_pass_rate" not in SelectStage(SelectParams()).reads
+    assert "test_strength" not in SelectStage(SelectParams()).reads

@@ -356,7 +356,7 @@ def test_funnel_and_pages_show_what_the_store_holds(space):
     assert by_stage["extract"][1:5] == [4, 3, 2, "duplicate: 1, syntax_error: 1"]
     assert by_stage["instructions"][1:5] == [3, 2, 1, "too_short: 1"]
     assert by_stage["filter"][4] == "not published yet"
-    assert status.startswith("6 of 12 stages published; not yet: filter")
+    assert status.startswith("7 of 14 stages published; not yet: filter")
     view = client.predict("extract", api_name="/stage")
     lineage, hub, rows = view[2], view[4], view[6]
     assert hub == ""  # a local store has no Hub viewer to link
@@ -382,9 +382,9 @@ def test_provenance_follows_an_sft_row_back_to_its_source_file(space):
     client, facts, _ = space
     sft = facts["sft"][1]
     chain, status = client.predict("select", "", "train", 1, api_name="/provenance")
-    assert status == "6 stages back from select row 1"
+    assert status == "7 stages back from select row 1"
     stages = re.findall(r"<h3>\d+\. (\w+) — ", chain)
-    assert stages == ["select", "execute", "responses", "instructions", "concepts", "extract"]
+    assert stages == ["select", "mutate", "execute", "responses", "instructions", "concepts", "extract"]
     executed = next(r for r in facts["executed"] if r["response_id"] == sft["response_id"])
     shown = html.unescape(chain)
     for text in (

@@ -151,6 +151,10 @@ def test_a_reader_chats_reads_the_scores_browses_the_data_and_follows_a_row_home
     for text in ("extract", "duplicate: 1, syntax_error: 1", "too_short: 1", "not published yet"):
         expect(funnel).to_contain_text(text)
     expect(page.locator("#funnel-plot canvas, #funnel-plot svg").first).to_be_visible()
+    page.get_by_text("what execution measured").click()
+    figures = page.locator("#figures")
+    for text in ("Test strength (mutants caught)", "A strong test block", "missed: return@2"):
+        expect(figures).to_contain_text(text)
     expect(page.locator("#rows")).to_contain_text(facts["sft"][0]["instruction"][:40])
     choose(page, "#data-stage", "extract")
     expect(page.locator("#page-info")).to_contain_text("train: 3 rows")
@@ -175,7 +179,7 @@ def test_a_reader_chats_reads_the_scores_browses_the_data_and_follows_a_row_home
     page.locator("#provenance-row input").fill("0")
     page.locator("#trace").click()
     sft = facts["sft"][0]
-    expect(page.locator("#provenance-status")).to_contain_text("6 stages back from select row 0")
+    expect(page.locator("#provenance-status")).to_contain_text("7 stages back from select row 0")
     for text in (sft["instruction"], sft["concepts"][0], "def area(radius):", "corpus: pkg/a.py"):
         expect(chain).to_contain_text(text)
     shots(page, "4-provenance")

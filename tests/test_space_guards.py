@@ -144,3 +144,32 @@ def test_serve_names_a_taken_port_a_bad_port_or_a_foreign_address_in_one_line(ca
             caplog.clear()
             assert run_cli("space", "serve", TINY, *args) == 2
             assert expected in caplog.text and "Traceback" not in caplog.text, caplog.text
+
+
+def test_figures_quote_model_text_as_text_in_the_space_and_fenced_in_the_card():
+    from builder.pipeline.card import figures_markdown
+    from space_app.figures import figures_html
+
+    sneaky = HOSTILE + "\n```\n[click](http://evil.example)\n````"
+    figures = [
+        {"title": "Task pass rates", "headers": ["range", "tasks", "share"],
+         "rows": [["0", 3, 0.5], ["1", 3, 0.5]], "note": "6 tasks"},
+        {"title": "A weak test block", "caption": "Strength 0.00",
+         "blocks": [{"label": "instruction", "language": "text", "text": sneaky},
+                    {"label": "tests", "language": "python", "text": "assert True"}]},
+    ]  # fmt: skip
+
+    class Catalog:
+        class config:
+            data_stages = [type("Stage", (), {"name": "mutate"})()]
+
+        def published(self, name, revision=None):
+            return "c" * 40, {"figures": figures}
+
+    shown = figures_html(Catalog())
+    assert "<img" not in shown and "<a " not in shown and html.escape(HOSTILE) in shown
+    assert "<td>0.5</td>" in shown and "<h4>A weak test block</h4>" in shown
+    card = figures_markdown(figures)
+    fence = "`````"  # one more backtick than the longest run in the text
+    assert f"{fence}text\n{sneaky}\n{fence}" in card
+    assert "| 1 | 3 | 0.5 |" in card

@@ -8,6 +8,7 @@ did and why rows were dropped, so that a reader of the Hub page needs nothing el
 from __future__ import annotations
 
 import json
+import re
 
 import yaml
 
@@ -82,6 +83,8 @@ def _body(manifest: dict, notes: str) -> str:
         lines += ["### Other counts", "", "| count | value |", "| --- | ---: |"]
         lines += [f"| {k} | {v:,} |" for k, v in sorted(manifest["stats"].items())]
         lines.append("")
+    if manifest.get("figures"):
+        lines += ["## Figures", "", figures_markdown(manifest["figures"]), ""]
     lines += [
         "## Parameters",
         "",
@@ -131,3 +134,35 @@ def _size_category(rows: int) -> str:
         if rows < bound:
             return label
     return "10M<n<100M"
+
+
+def figures_markdown(figures: list[dict]) -> str:
+    """A stage's figures (`RowStage.figures`) as markdown: a table, or an example whose blocks
+    are fenced (with more backticks than they hold: model text never renders as markdown)."""
+    parts = []
+    for figure in figures:
+        parts += [f"### {figure['title']}", ""]
+        if "blocks" in figure:
+            parts.append(figure["caption"])
+            for block in figure["blocks"]:
+                parts += ["", f"{block['label']}:", "", _fenced(block["text"], block["language"])]
+        else:
+            parts.append("| " + " | ".join(figure["headers"]) + " |")
+            parts.append("| --- |" + " ---: |" * (len(figure["headers"]) - 1))
+            parts += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in figure["rows"]]
+        if figure.get("note"):
+            parts += ["", figure["note"]]
+        parts.append("")
+    return "\n".join(parts).rstrip()
+
+
+def _fenced(text: str, language: str) -> str:
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text}\n{fence}"
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)

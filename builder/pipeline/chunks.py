@@ -113,6 +113,7 @@ def write_outputs(
         train.write(item)
     for row in checkpoint.iter_dropped(indices):
         rejected.write(row)
+    figures = stage.figures()  # after finalize: figures over every row it saw
     splits = {}
     for writer in (train, rejected):
         # The kept rows are the dataset's default config: it exists even when empty.
@@ -138,4 +139,5 @@ def write_outputs(
         "rows_out": train.rows,
         "drops": dict(sorted(drops.items())),
         "stats": dict(sorted(stats.items())),
+        **({"figures": figures} if figures else {}),
     }

@@ -93,6 +93,14 @@ class RowStage(Step):
         """Extra markdown for the dataset card (method details a reader needs)."""
         return ""
 
+    def figures(self) -> list[dict]:
+        """Figures over every row, gathered in `survey`/`finalize`: published in the manifest
+        (`figures`), in the card and in the Space. Each is a table {"title", "headers",
+        "rows"} or an example {"title", "caption", "blocks": [{"label", "language", "text"}]}
+        (blocks may hold model text: cards fence them, the Space escapes them), optionally with
+        a "note"."""
+        return []
+
     def run(self, job: StepRun) -> dict[str, Any]:
         from builder.pipeline.chunks import run_row_stage  # chunks imports this module
 

@@ -16,7 +16,7 @@ import gradio as gr
 import pandas as pd
 
 from builder.errors import BuilderError
-from space_app import data, evaluation, provenance
+from space_app import data, evaluation, figures, provenance, safe_html
 from space_app.catalog import Catalog
 from space_app.chat import (
     NO_TEMPLATE_NOTE,
@@ -161,6 +161,13 @@ class Handlers:
             status += "; not yet: " + ", ".join(result.missing)
         plot = gr.BarPlot(value=bars, sort=order)
         return frame(data.FUNNEL_HEADERS, result.table), plot, status
+
+    def figures(self):
+        """The figures panel; an error shows in it, leaving the tab's status line alone."""
+        try:
+            return figures.figures_html(self.catalog)
+        except Exception as err:  # noqa: BLE001 - shown on the page as one line
+            return f"<p>⚠️ {safe_html.text(one_line(err))}</p>"
 
     @guarded(10)
     def stage(self, name, revision=None):

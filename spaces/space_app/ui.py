@@ -122,10 +122,13 @@ def data_tab(h: Handlers, stages: list[str], loads: list):
     bars = gr.BarPlot(None, "stage", "rows", color="part", title=title, elem_id="funnel-plot")
     gr.Button("↻ stages").click(h.funnel, None, [funnel, bars, status], api_name="funnel")
     loads.append((h.funnel, None, [funnel, bars, status]))
+    with gr.Accordion("what execution measured: pass rates, test strength, pairs by policy",
+                      open=False):  # fmt: skip
+        figures = gr.HTML(elem_id="figures")  # row values escaped: safe_html.py
+    loads.append((h.figures, None, [figures]))
     with gr.Row():
-        stage = gr.Dropdown(
-            stages, value=stages[-1] if stages else None, label="stage", elem_id="data-stage"
-        )
+        first = "select" if "select" in stages else (stages[-1] if stages else None)  # the pairs
+        stage = gr.Dropdown(stages, value=first, label="stage", elem_id="data-stage")
         revision = gr.Dropdown(label="revision", choices=[], scale=2, allow_custom_value=True)
         split = gr.Radio(["train", "rejected"], value="train", label="rows")
     lineage = gr.Markdown(elem_id="lineage")

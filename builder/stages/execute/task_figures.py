@@ -71,3 +71,7 @@ class TaskTally:
             samples, passed = self.samples[task], self.passed[task]
         return {"task_samples": samples, "task_passed": passed,
                 "task_pass_rate": round(passed / samples, 4)}  # fmt: skip
+
+    def rates(self) -> dict:
+        """Each task's pass rate (rows without a task id are left out)."""
+        return {task: self.passed[task] / n for task, n in self.samples.items()}

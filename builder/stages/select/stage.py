@@ -11,10 +11,14 @@ their whitespace-normalised instruction, so the same task under two ids is one t
   The choice ranks candidates by a hash of (seed, task, sample), so it does not depend on
   chunking and needs one row per task in memory.
 - `all_passing`: every candidate (several correct solutions per task; duplicates still go).
+- `strongest_tests`: one candidate per task, the one whose tests caught the most mutants
+  (`test_strength` from `mutate`; ties and unmeasured samples decided as `random_one` does).
 
-With `min_task_pass_rate` above 0, a candidate whose task passed less often than that
-(`task_pass_rate` from `execute`: passed samples / samples) is dropped first
-(`task_pass_rate_below_min`), whatever the policy.
+Two thresholds apply first, whatever the policy: with `min_task_pass_rate` above 0, a candidate
+whose task passed less often than that (`task_pass_rate` from `execute`: passed samples /
+samples) is dropped (`task_pass_rate_below_min`); with `min_test_strength` above 0, one whose
+tests caught a smaller share of mutants, or were not measured, is dropped
+(`test_strength_below_min`).
 
 Published columns: `instruction`, `response`, `messages` (user/assistant, for TRL's SFTTrainer)
 and every input column for lineage back to the seed.
@@ -25,11 +29,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
-from builder.errors import RecipeError
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
 from builder.pipeline.step import StepParams
 from builder.pipeline.typed import added_later, bounded
+from builder.stages.execute.figures import PolicyCounts
 from builder.stages.generation.parse import parse_response
 from builder.stages.select.sft_format import (
     normalise,
@@ -38,7 +43,6 @@ from builder.stages.select.sft_format import (
     strip_comments_in_blocks,
 )
 
-POLICIES = ("random_one", "all_passing")
 _RANK = "_select_rank"
 _GROUP = "_select_group"
 
@@ -51,15 +55,9 @@ class SelectParams(StepParams):
     incomplete_markers: list[str] = field(
         default_factory=lambda: ["todo", "fixme", "your code here"]
     )
-    policy: str = added_later("random_one")  # or all_passing (see the module docstring)
+    policy: Literal["random_one", "all_passing", "strongest_tests"] = added_later("random_one")
     min_task_pass_rate: float = added_later(0.0, ge=0, le=1)  # needs execute's task_pass_rate
-
-    def __post_init__(self):
-        if self.policy not in POLICIES:
-            raise RecipeError(
-                f"stages.select.policy must be one of {', '.join(POLICIES)}, got "
-                f"{self.policy!r:.40}"
-            )
+    min_test_strength: float = added_later(0.0, ge=0, le=1)  # needs mutate's test_strength
 
 
 class SelectStage(RowStage):
@@ -76,6 +74,9 @@ class SelectStage(RowStage):
         super().__init__(params, context)
         if params.min_task_pass_rate > 0:
             self.reads = (*self.reads, "task_pass_rate")
+        if params.min_test_strength > 0 or params.policy == "strongest_tests":
+            self.reads = (*self.reads, "test_strength")
+        self._counts = PolicyCounts()
 
     def process(self, rows: list[Row]) -> ChunkResult:
         result = ChunkResult()
@@ -96,6 +97,11 @@ class SelectStage(RowStage):
         minimum = self.params.min_task_pass_rate
         if minimum > 0 and row["task_pass_rate"] < minimum:
             return "task_pass_rate_below_min", f"{row['task_pass_rate']:.2f} < {minimum:g}"
+        least = self.params.min_test_strength
+        if least > 0 and (row["test_strength"] is None or row["test_strength"] < least):
+            why = row.get("mutation_skipped") or "not measured"
+            strength = why if row["test_strength"] is None else f"{row['test_strength']:.2f}"
+            return "test_strength_below_min", f"{strength} < {least:g}"
         response = row["response"] or ""
         parsed = parse_response(response, untagged=_untagged(row))
         if not parsed.ok:
@@ -109,7 +115,11 @@ class SelectStage(RowStage):
             return "incomplete", f"contains {marker!r}"
         return "", ""
 
+    def figures(self) -> list[dict]:
+        return [self._counts.figure(self.params.policy)]
+
     def finalize(self, rows: Iterable[Row]) -> Iterator[Row | Drop]:
+        self._counts = PolicyCounts()
         responses_seen: set[str] = set()
         chosen: dict[str, Row] = {}  # task -> its best-ranked candidate so far, in first-seen order
         for row in rows:
@@ -118,6 +128,7 @@ class SelectStage(RowStage):
                 yield Drop(_public(row), "duplicate_response", "same response as an earlier sample")
                 continue
             responses_seen.add(key)
+            self._counts.add(row[_GROUP], row.get("test_strength"), row.get("task_pass_rate"))
             if self.params.policy == "all_passing":
                 yield self._sft_row(_public(row))
                 continue
@@ -125,7 +136,7 @@ class SelectStage(RowStage):
             if best is None:
                 chosen[row[_GROUP]] = row
                 continue
-            loser = row if row[_RANK] >= best[_RANK] else best
+            loser = row if self._order(row) >= self._order(best) else best
             if loser is best:
                 chosen[row[_GROUP]] = row
             yield Drop(
@@ -133,6 +144,13 @@ class SelectStage(RowStage):
             )
         for row in chosen.values():
             yield self._sft_row(_public(row))
+
+    def _order(self, row: Row) -> tuple:
+        """How candidates of one task rank (the smallest is kept)."""
+        if self.params.policy == "strongest_tests":
+            strength = row["test_strength"]
+            return (-1.0 if strength is None else -strength, row[_RANK])
+        return (row[_RANK],)
 
     def _sft_row(self, row: Row) -> Row:
         response = row["response"]
@@ -153,14 +171,18 @@ class SelectStage(RowStage):
             f"strip_comments={self.params.strip_comments}, remove_tests={self.params.remove_tests}"
         )
         p = self.params
-        which = (
-            f"One response per task, chosen at random with seed {p.seed} among"
-            if p.policy == "random_one" else "Every distinct response of"
-        )  # fmt: skip
+        which = {
+            "random_one": f"One response per task, chosen at random with seed {p.seed} among",
+            "all_passing": "Every distinct response of",
+            "strongest_tests": "One response per task, the one whose tests caught the most "
+            "mutants (`test_strength`), among",
+        }[p.policy]
         rate = (
             f", of tasks whose samples passed at least {p.min_task_pass_rate:g} of the time "
             "(`task_pass_rate`)" if p.min_task_pass_rate > 0 else ""
         )  # fmt: skip
+        if p.min_test_strength > 0:
+            rate += f", whose tests caught at least {p.min_test_strength:g} of their mutants"
         return (
             f"Policy `{p.policy}`. {which} the samples that passed their own tests and are well "
             f"formed{rate} ({flags}). The drop counts above say how many rows each rule "

@@ -1,0 +1,118 @@
+"""What `execute` and `mutate` share: a row stage that runs programs in the recipe's sandbox,
+each verdict cached by the program's text and the sandbox's settings.
+
+A worker opens its sandbox pool and the verdict cache (`work_dir/cache/execute.sqlite`, one
+for both steps) on its first chunk and keeps them for its lifetime. Programs run in batches of
+`batch_size` and each batch's verdicts are committed as soon as they are in, so `kill -9` loses
+at most the batch in flight and a rerun or resume runs nothing twice; Ctrl-C loses nothing
+finished. A program the sandbox itself failed on (`infra_error` after its own retries) fails
+the chunk: nothing is published, and a rerun retries just those programs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from builder.errors import StageError
+from builder.pipeline.resources import Resources
+from builder.pipeline.rows import RowStage
+from builder.sandbox import Program, SandboxLimits, get_sandbox
+from builder.sandbox.local import HARNESS_VERSION
+from builder.stages.execute.verdict_cache import VerdictCache, program_key
+
+_KEPT_OUTPUT = 1000  # characters of stdout/stderr kept per verdict
+
+
+class SandboxStage(RowStage):
+    """A row stage whose params have `timeout_s`, `memory_mb`, `batch_size` and `workers`."""
+
+    def fingerprint_extra(self) -> dict[str, Any]:
+        # What can change a verdict, known without starting a worker pool: the backend, its
+        # limits, the harness's version and the interpreter the programs run on. (A backend's
+        # other settings, e.g. a docker image recipe, are in each verdict's cache key.)
+        import platform
+
+        return {
+            "sandbox": self._sandbox_config(),
+            "harness": HARNESS_VERSION,
+            "python": platform.python_version(),
+        }
+
+    def _sandbox_config(self) -> dict[str, Any]:
+        backend = getattr(self.context.sandbox, "backend", None) or "local"
+        return {"backend": backend, "limits": dataclasses.asdict(self._limits())}
+
+    def _limits(self) -> SandboxLimits:
+        return SandboxLimits.for_timeout(
+            self.params.timeout_s, memory_bytes=self.params.memory_mb << 20
+        )
+
+    def resources(self) -> Resources:
+        """Locally one worker (the runner's process) whose sandbox runs `workers` programs at
+        once (0: every core); on a cluster each worker asks for that many CPUs (at least one),
+        and its sandbox runs as many programs at once as it was given CPUs."""
+        return Resources(cpus=float(max(1, self.params.workers)))
+
+    def _open(self):
+        """The worker's sandbox pool and verdict cache, opened on its first chunk."""
+        config = self._sandbox_config()
+        options: dict[str, Any] = {"limits": self._limits()}
+        resources = self.worker_resources
+        slots = self.params.workers or resources.cpus  # None: the sandbox's default, every core
+        if slots:
+            options["workers"] = slots
+        key = json.dumps({**config, "workers": slots}, sort_keys=True)
+        sandbox = resources.get(
+            ("sandbox", key), lambda: get_sandbox(config["backend"], **options), group="sandbox"
+        )
+        path = str(Path(self.context.work_dir) / "cache" / "execute.sqlite")
+        cache = resources.get(
+            ("verdicts", path), lambda: resources.open_on_driver(VerdictCache, path)
+        )
+        return sandbox, cache
+
+    def verdicts(self, programs: list[str | None], stats: Counter) -> list[dict | None]:
+        """One verdict per program (None for None), from the cache or run now; counts
+        `cache_hits` and `cache_misses` into `stats`."""
+        sandbox, cache = self._open()
+        fingerprint = sandbox.settings_fingerprint()
+        keys = [program_key(p, fingerprint) if p is not None else None for p in programs]
+        found = cache.get_many(sorted({k for k in keys if k}))
+        missing = {k: p for k, p in zip(keys, programs) if k and k not in found}
+        stats["cache_hits"] += len({k for k in keys if k}) - len(missing)
+        stats["cache_misses"] += len(missing)
+        self._run(sandbox, cache, missing, found)
+        return [{**found[k], "key": k} if k else None for k in keys]
+
+    def _run(self, sandbox, cache, missing: dict[str, str], verdicts: dict[str, dict]) -> None:
+        items = list(missing.items())
+        for start in range(0, len(items), self.params.batch_size):
+            batch = items[start : start + self.params.batch_size]
+            fresh: dict[str, dict] = {}
+            try:
+                for result in sandbox.run_iter([Program(id=key, code=code) for key, code in batch]):
+                    fresh[result.id] = _verdict(result)
+            finally:  # interrupted (Ctrl-C): what finished is kept, the rerun starts from there
+                cache.put_many(fresh)
+            broken = [k for k, v in fresh.items() if v["status"] == "infra_error"]
+            if broken:
+                raise StageError(
+                    f"{self.name}: the {sandbox.name} sandbox failed on {len(broken)} programs "
+                    f"({fresh[broken[0]]['error']}); finished verdicts are cached, rerun to retry"
+                )
+            verdicts.update(fresh)
+
+
+def _verdict(result) -> dict:
+    return {
+        "status": result.status,
+        "duration_s": round(result.duration_s, 4),
+        "exit_code": result.exit_code,
+        "error": result.error[:500],
+        "stdout": result.stdout[:_KEPT_OUTPUT],
+        "stderr": result.stderr[-_KEPT_OUTPUT:],  # the end of a traceback says most
+    }
