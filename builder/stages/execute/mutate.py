@@ -131,7 +131,9 @@ class MutateStage(SandboxStage):
         for row in rows:
             self._figures.add(row)
             if row.get("task_pass_rate") is not None:  # execute's, per task: shown here too
-                self._rates[row.get("instruction_id", len(self._rates))] = row["task_pass_rate"]
+                task = row.get("instruction_id")  # execute's default task column
+                self._rates[("row", len(self._rates)) if task is None else task] = row[
+                    "task_pass_rate"]  # fmt: skip
 
     def figures(self) -> list[dict]:
         rates = [pass_rate_figure(self._rates)] if self._rates else []
