@@ -93,6 +93,12 @@ class RowStage(Step):
         """Extra markdown for the dataset card (method details a reader needs)."""
         return ""
 
+    def rows_follow(self) -> str | None:
+        """The recipe step whose rows this one's output count follows, when it is not its own
+        input's (one row per task: `select`'s follow the instructions, not the samples);
+        `builder plan` scales by it. None: its own input."""
+        return None
+
     def figures(self) -> list[dict]:
         """Figures over every row, gathered in `survey`/`finalize`: published in the manifest
         (`figures`), in the card and in the Space. Each is a table {"title", "headers",

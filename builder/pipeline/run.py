@@ -6,6 +6,7 @@ import logging
 from collections import Counter
 
 from builder.errors import BuilderError, StageError
+from builder.pipeline.plan_report import compare_estimate, estimate_run
 from builder.pipeline.publish import manifest_kind, read_manifest
 from builder.pipeline.recipe import Recipe
 from builder.pipeline.runner import plan_step, repo_for, run_step
@@ -45,10 +46,14 @@ def run_recipe(recipe: Recipe, only: list[str] | None = None) -> dict[str, str]:
     selected = select_stages(recipe, only)
     store = open_store(recipe.hub.store)
     revisions = {}
+    estimates = estimate_run(recipe, selected)
     with EXECUTORS.create(recipe.executor.backend, recipe.executor) as executor:
         for name in selected:
             plan = plan_step(recipe, name, store)
             revisions[name] = run_step(plan, recipe, executor)
+            if name in estimates:
+                compare_estimate(estimates[name], read_manifest(plan.store, plan.repo,
+                                                                revisions[name]))  # fmt: skip
             check_kept(recipe, plan, revisions[name])
     return revisions
 

@@ -21,6 +21,7 @@ from builder.errors import StageError
 from builder.pipeline.checkpoint import Checkpoint
 from builder.pipeline.executors.local import LocalExecutor
 from builder.pipeline.inputs import InputSource
+from builder.pipeline.measured import measured
 from builder.pipeline.publish import MANIFEST_FORMAT, publish, read_manifest, update_card
 from builder.pipeline.recipe import Recipe
 from builder.pipeline.step import KINDS, Step, StepContext, StepRun
@@ -147,6 +148,8 @@ def _run_and_publish(plan: StepPlan, recipe: Recipe, checkpoint, executor) -> st
     facts = step.run(job)
     manifest = _manifest(plan, recipe, facts)
     manifest.setdefault("timings", {"run_s": round(time.monotonic() - started, 2)})
+    if manifest.get("rows_in") is not None or manifest.get("training"):  # for `builder plan`
+        manifest["measured"] = measured(manifest, getattr(recipe.engine, "backend", None))
     title = step.commit_title(manifest, _describe(plan.source))
     revision = publish(
         plan.store, plan.repo, output, manifest, step.card(manifest), title,

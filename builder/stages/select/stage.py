@@ -115,6 +115,9 @@ class SelectStage(RowStage):
             return "incomplete", f"contains {marker!r}"
         return "", ""
 
+    def rows_follow(self) -> str | None:
+        return None if self.params.policy == "all_passing" else "instructions"  # one per task
+
     def figures(self) -> list[dict]:
         return [self._counts.figure(self.params.policy)]
 
