@@ -46,6 +46,10 @@ def test_plan_predicts_the_next_run_within_a_quarter_and_says_up_to_date_after_i
         assert responses.samples == 3 * first["responses"]["rows_in"]
         assert responses.tokens_max == responses.samples * recipe.stages["responses"].max_tokens
         assert responses.rate_from.startswith("measured (tester/pl-responses@")
+        other = load_recipe(TINY, [*overrides(more), "sandbox.backend=local"])
+        execute = next(e for e in plan_recipe(other) if e.step == "execute")
+        assert execute.rate_from.startswith("unknown: measured with sandbox witness, this run")
+        assert execute.seconds is None  # another backend's rate is not this one's
         assert run_cli("run", TINY, "--only", ",".join(STEPS), *more) == 0
         second = {s: manifest(tmp_path, s) for s in STEPS}
         for step in ("responses", "execute", "mutate", "select"):

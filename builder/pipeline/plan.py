@@ -42,7 +42,7 @@ class Estimate:
     current: bool
     why: str  # "" when up to date
     rows_in: float | None = None
-    rows_in_from: str = ""  # "input" (counted), "estimate" (the step before), "--rows"
+    rows_in_from: str = ""  # "input" (counted) or "estimate" (the step before)
     rows_out: float | None = None
     prompts: float | None = None
     samples: float | None = None
@@ -106,8 +106,10 @@ def _estimate(recipe: Recipe, name: str, store, before: Estimate | None) -> tupl
     cls = STEPS.load(name)
     params = recipe.stages[name]
     manifest, revision = _latest(recipe, name, store, cls.kind)
+    step = None
     try:
         plan = plan_step(recipe, name, store)
+        step = plan.step
         counted = plan.source.num_rows if plan.source is not None else None
         current, why = plan.current, _why(plan)
     except BuilderError as err:  # its input is not published yet (or cannot be read)
@@ -134,6 +136,7 @@ def _estimate(recipe: Recipe, name: str, store, before: Estimate | None) -> tupl
         return e, {}
     facts = dict(manifest.get("measured") or measured(manifest))
     facts["_rows_out"] = manifest.get("rows_out")
+    facts["_mismatch"] = _mismatch(recipe, facts, step)
     e.measured_from = f"{repo_for(recipe, name, store)}@{revision[:12]}"
     _yields(e, facts, params)
     if name == "train":
@@ -193,10 +196,27 @@ def _time(e: Estimate, facts: dict, given, gpus, cpus) -> None:
         e.seconds = amount / e.rate
 
 
+def _mismatch(recipe: Recipe, facts: dict, step) -> str:
+    """Why the measured rate is not this run's: another engine, model or sandbox ("" if none;
+    a manifest from before `measured` existed names no engine, and is taken as it is)."""
+    now = {"sandbox": getattr(recipe.sandbox, "backend", None)}
+    if facts.get("work") == "tokens":
+        now["engine"] = getattr(recipe.engine, "backend", None)
+        if step is not None:
+            now["model"] = (step.fingerprint_extra() or {}).get("model")
+    for key, value in now.items():
+        if facts.get(key) is not None and value is not None and facts[key] != value:
+            return f"measured with {key} {facts[key]}, this run uses {value}"
+    return ""
+
+
 def _measured_rate(e: Estimate, facts: dict, units, unit: str) -> None:
     key = {"tokens": "tokens_per_s", "programs": "programs_per_s"}.get(e.work, "rows_per_s")
     rate, label = facts.get(key), {"gpus": "GPUs", "cpus": "CPUs"}[unit]
     if rate is None:
+        return
+    if facts.get("_mismatch"):
+        e.rate_from = f"unknown: {facts['_mismatch']}; give --rate {e.step}=..."
         return
     where = f"measured ({e.measured_from}, {facts.get('cpus')} CPUs, {facts.get('gpus')} GPUs)"
     if not units:
