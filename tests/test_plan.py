@@ -28,7 +28,9 @@ def manifest(tmp_path, step):
 
 
 @needs_bwrap
-def test_plan_predicts_the_next_run_within_a_quarter_and_says_up_to_date_after_it(tmp_path, capsys):
+def test_plan_predicts_the_next_run_within_a_quarter_and_says_up_to_date_after_it(
+    tmp_path, capsys, caplog
+):
     args = [*settings(tmp_path, "pl"), "--set", "stages.extract.source=python:stdlib",
             "--set", "stages.extract.limit=150", "--set", "stages.judge.limit=6"]  # fmt: skip
     with witness.installed(tmp_path / "first.jsonl", answers=NO_TO_FETCH):
@@ -50,8 +52,14 @@ def test_plan_predicts_the_next_run_within_a_quarter_and_says_up_to_date_after_i
         execute = next(e for e in plan_recipe(other) if e.step == "execute")
         assert execute.rate_from.startswith("unknown: measured with sandbox witness, this run")
         assert execute.seconds is None  # another backend's rate is not this one's
+        caplog.set_level("INFO", logger="builder")
         assert run_cli("run", TINY, "--only", ",".join(STEPS), *more) == 0
         second = {s: manifest(tmp_path, s) for s in STEPS}
+        # the run logged the same plan at its start, then how far off each step was
+        will = f"plan: responses will run (n: 2 -> 3): rows out {round(responses.rows_out):,}"
+        assert will in caplog.text
+        assert f"plan: responses did rows out {second['responses']['rows_out']:,} (estimated" in caplog.text
+        assert "plan: the run took" in caplog.text
         for step in ("responses", "execute", "mutate", "select"):
             actual, predicted = second[step]["rows_out"], planned[step].rows_out
             assert abs(predicted - actual) <= 0.25 * actual, (step, predicted, actual)

@@ -40,6 +40,18 @@ def compare_estimate(e: Estimate, manifest: dict | None) -> None:
     log.info("plan: %s did %s", e.step, ", ".join(parts))
 
 
+def compare_total(estimates: list[Estimate], seconds: float) -> None:
+    """The whole run against the estimate of the steps that were to run."""
+    running = [e for e in estimates if not e.current]
+    if not running:
+        return
+    guessed = [e.seconds for e in running if e.seconds is not None]
+    unknown = len(running) - len(guessed)
+    more = f", and unknown for {unknown} steps" if unknown else ""
+    log.info("plan: the run took %s (estimated %s%s)", _duration(seconds),
+             _duration(sum(guessed)), more)  # fmt: skip
+
+
 def _off(real, guess) -> str:
     if guess is None or not real:
         return ""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 
 from builder.errors import BuilderError, StageError
-from builder.pipeline.plan_report import compare_estimate, estimate_run
+from builder.pipeline.plan_report import compare_estimate, compare_total, estimate_run
 from builder.pipeline.publish import manifest_kind, read_manifest
 from builder.pipeline.recipe import Recipe
 from builder.pipeline.runner import plan_step, repo_for, run_step
@@ -47,6 +48,7 @@ def run_recipe(recipe: Recipe, only: list[str] | None = None) -> dict[str, str]:
     store = open_store(recipe.hub.store)
     revisions = {}
     estimates = estimate_run(recipe, selected)
+    started = time.monotonic()
     with EXECUTORS.create(recipe.executor.backend, recipe.executor) as executor:
         for name in selected:
             plan = plan_step(recipe, name, store)
@@ -55,6 +57,7 @@ def run_recipe(recipe: Recipe, only: list[str] | None = None) -> dict[str, str]:
                 compare_estimate(estimates[name], read_manifest(plan.store, plan.repo,
                                                                 revisions[name]))  # fmt: skip
             check_kept(recipe, plan, revisions[name])
+    compare_total(list(estimates.values()), time.monotonic() - started)
     return revisions
 
 
