@@ -47,6 +47,9 @@ def compare_total(estimates: list[Estimate], seconds: float) -> None:
         return
     guessed = [e.seconds for e in running if e.seconds is not None]
     unknown = len(running) - len(guessed)
+    if not guessed:
+        log.info("plan: the run took %s (no estimate: no earlier figures)", _duration(seconds))
+        return
     more = f", and unknown for {unknown} steps" if unknown else ""
     log.info("plan: the run took %s (estimated %s%s)", _duration(seconds),
              _duration(sum(guessed)), more)  # fmt: skip
