@@ -149,7 +149,7 @@ def figures_markdown(figures: list[dict]) -> str:
         else:
             parts.append("| " + " | ".join(figure["headers"]) + " |")
             parts.append("| --- |" + " ---: |" * (len(figure["headers"]) - 1))
-            parts += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in figure["rows"]]
+            parts += [f"| {' | '.join(figure_cell(v) for v in row)} |" for row in figure["rows"]]
         if figure.get("note"):
             parts += ["", figure["note"]]
         parts.append("")
@@ -162,7 +162,9 @@ def _fenced(text: str, language: str) -> str:
     return f"{fence}{language}\n{text}\n{fence}"
 
 
-def _cell(value) -> str:
+def figure_cell(value) -> str:
+    """A figure's table cell as text (cards and the Space show the same): 3 significant digits
+    for a float, thousands separators for an int."""
     if isinstance(value, float):
         return f"{value:.3g}"
     return f"{value:,}" if isinstance(value, int) else str(value)

@@ -26,6 +26,7 @@ from builder.errors import BuilderError
 from builder.pipeline.measured import measured
 from builder.pipeline.publish import read_manifest
 from builder.pipeline.recipe import Recipe
+from builder.pipeline.recipe_yaml import short
 from builder.pipeline.runner import plan_step, repo_for, step_context
 from builder.pipeline.step import KINDS
 from builder.registry import STEPS
@@ -103,16 +104,16 @@ def plan_recipe(recipe: Recipe, rates=None, rows=None, gpus=None, cpus=None) -> 
 
 
 def _estimate(recipe: Recipe, name: str, store, before: Estimate | None) -> tuple[Estimate, dict]:
-    cls = STEPS.load(name)
     params = recipe.stages[name]
-    manifest, revision = _latest(recipe, name, store, cls.kind)
-    step = None
+    step, extra = None, {}
     try:
         plan = plan_step(recipe, name, store)
-        step = plan.step
+        step, extra = plan.step, plan.step.fingerprint_extra() or {}
+        manifest, revision = plan.manifest, plan.head or ""
         counted = plan.source.num_rows if plan.source is not None else None
-        current, why = plan.current, _why(plan)
+        current, why = plan.current, _why(plan, extra)
     except BuilderError as err:  # its input is not published yet (or cannot be read)
+        manifest, revision = _latest(recipe, name, store, STEPS.load(name).kind)
         counted, current, why = None, False, f"its input is not published yet ({err})"[:200]
     if before is not None and not before.current:  # its input will be a new revision
         change = f"its input will change ({before.step} runs first)"
@@ -129,14 +130,14 @@ def _estimate(recipe: Recipe, name: str, store, before: Estimate | None) -> tupl
         e.rows_in = min(e.rows_in, float(params.limit))
     if current and manifest is not None:
         e.rows_out = manifest.get("rows_out")
-        return e, {"_rows_out": manifest.get("rows_out")}
+        return e, {"_rows_out": manifest.get("rows_out"), "_step": step}
     if manifest is None:  # what the parameters alone say (samples, tokens at most)
         e.notes.append("no earlier run: yields unknown")
         _yields(e, {"work": "tokens" if hasattr(params, "max_tokens") else "rows"}, params)
-        return e, {}
+        return e, {"_step": step}
     facts = dict(manifest.get("measured") or measured(manifest))
-    facts["_rows_out"] = manifest.get("rows_out")
-    facts["_mismatch"] = _mismatch(recipe, facts, step)
+    facts.update(_rows_out=manifest.get("rows_out"), _step=step)
+    facts["_mismatch"] = _mismatch(recipe, facts, extra)
     e.measured_from = f"{repo_for(recipe, name, store)}@{revision[:12]}"
     _yields(e, facts, params)
     if name == "train":
@@ -149,7 +150,7 @@ def _follow(recipe, name, store, e: Estimate, facts, estimates, published) -> No
     output scales with that step's estimate, by the ratio the last run measured."""
     if e.current or facts.get("_rows_out") is None:
         return
-    step = STEPS.load(name)(recipe.stages[name], step_context(recipe, store))
+    step = facts.get("_step") or STEPS.load(name)(recipe.stages[name], step_context(recipe, store))
     leader = getattr(step, "rows_follow", lambda: None)()
     before, after = published.get(leader), estimates.get(leader)
     if leader and before and after is not None and after.rows_out is not None:
@@ -196,14 +197,13 @@ def _time(e: Estimate, facts: dict, given, gpus, cpus) -> None:
         e.seconds = amount / e.rate
 
 
-def _mismatch(recipe: Recipe, facts: dict, step) -> str:
+def _mismatch(recipe: Recipe, facts: dict, extra: dict) -> str:
     """Why the measured rate is not this run's: another engine, model or sandbox ("" if none;
     a manifest from before `measured` existed names no engine, and is taken as it is)."""
     now = {"sandbox": getattr(recipe.sandbox, "backend", None)}
     if facts.get("work") == "tokens":
         now["engine"] = getattr(recipe.engine, "backend", None)
-        if step is not None:
-            now["model"] = (step.fingerprint_extra() or {}).get("model")
+        now["model"] = extra.get("model")
     for key, value in now.items():
         if facts.get(key) is not None and value is not None and facts[key] != value:
             return f"measured with {key} {facts[key]}, this run uses {value}"
@@ -229,7 +229,7 @@ def _measured_rate(e: Estimate, facts: dict, units, unit: str) -> None:
         e.rate_from = f"unknown: measured without {label}; give --rate {e.step}=N{suffix}/s"
 
 
-def _why(plan) -> str:
+def _why(plan, extra: dict) -> str:
     """Which part of the fingerprint differs from the published head's (or why none is)."""
     if plan.current:
         return ""
@@ -242,11 +242,11 @@ def _why(plan) -> str:
     old = manifest.get("params") or {}
     for key, value in step.params.fingerprint_items().items():
         if key in old and old[key] != value:
-            reasons.append(f"{key}: {_short(old[key])} -> {_short(value)}")
+            reasons.append(f"{key}: {short(old[key])} -> {short(value)}")
         elif key not in old:
-            reasons.append(f"{key}: set to {_short(value)}")
+            reasons.append(f"{key}: set to {short(value)}")
     settings = manifest.get("settings") or {}
-    for key, value in (step.fingerprint_extra() or {}).items():
+    for key, value in extra.items():
         if settings.get(key) != _plain(value):
             reasons.append(f"setting {key} changed")
     source = manifest.get("input") or {}
@@ -268,11 +268,6 @@ def _latest(recipe: Recipe, name: str, store, kind: str):
     except BuilderError as err:
         log.debug("%s: no earlier figures: %s", name, err)
         return None, ""
-
-
-def _short(value) -> str:
-    text = str(value)
-    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _plain(value):

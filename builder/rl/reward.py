@@ -35,7 +35,7 @@ from typing import Any
 from builder.rl.scoring import read_score, scoring_program
 from builder.sandbox import Program, SandboxLimits, get_sandbox
 from builder.stages.execute.stage import program_from_response
-from builder.stages.execute.verdict_cache import VerdictCache, program_key
+from builder.stages.execute.verdict_cache import VerdictCache, program_key, verdict_record
 
 log = logging.getLogger(__name__)
 MEMORY = 100_000  # verdicts kept in memory (the SQLite cache, if any, keeps them all)
@@ -115,12 +115,8 @@ class PassedTestsReward:
         for start in range(0, len(items), self.batch_size):
             fresh = {}
             batch = [Program(id=k, code=code) for k, code in items[start : start + self.batch_size]]
-            for result in sandbox.run_iter(batch):
-                fresh[result.id] = {
-                    "status": result.status, "duration_s": round(result.duration_s, 4),
-                    "exit_code": result.exit_code, "error": result.error[:500],
-                    "stdout": result.stdout[-1000:], "stderr": result.stderr[-1000:],
-                }  # fmt: skip
+            for result in sandbox.run_iter(batch):  # the score is on stdout's last line
+                fresh[result.id] = verdict_record(result, stdout_tail=True)
             if self._cache is not None:
                 self._cache.put_many(fresh)
             broken = [v["error"] for v in fresh.values() if v["status"] == "infra_error"]

@@ -20,31 +20,22 @@ MARKER = "__builder_tests"
 
 def count_tests(tests: str) -> int:
     """How many tests `scoring_program` counts in a test block (0 if it does not parse)."""
-    try:
-        tree = ast.parse(tests)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return 0
-    asserting = _asserting_functions(tree)
-    return sum(_is_test(stmt, asserting) for stmt in tree.body)
+    return sum(_test_flags(tests)[1])
 
 
 def scoring_program(code: str, tests: str) -> tuple[str, str] | None:
     """`code` followed by `tests` rewritten to count passes, and the marker its last line
     starts with; None if the tests do not parse or hold no test."""
-    try:
-        tree = ast.parse(tests)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-    asserting = _asserting_functions(tree)
-    total = sum(_is_test(stmt, asserting) for stmt in tree.body)
-    if total == 0:
+    tree, flags = _test_flags(tests)
+    total = sum(flags)
+    if tree is None or total == 0:
         return None
     digest = hashlib.sha256(f"{code}\0{tests}".encode()).hexdigest()[:16]
     marker = f"{MARKER}_{digest}"
     lines = ["__builder_passed = 0"]
-    for stmt in tree.body:
+    for stmt, is_test in zip(tree.body, flags):
         source = ast.unparse(stmt)
-        if not _is_test(stmt, asserting):
+        if not is_test:
             lines.append(source)
             continue
         body = "\n".join("    " + line for line in source.splitlines())
@@ -61,6 +52,16 @@ def read_score(stdout: str, marker: str) -> float | None:
             passed, total = int(parts[1]), int(parts[2])
             return passed / total if 0 < total and passed <= total else None
     return None
+
+
+def _test_flags(tests: str) -> tuple[ast.Module | None, list[bool]]:
+    """The parsed block and, per top-level statement, whether it is a test."""
+    try:
+        tree = ast.parse(tests)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None, []
+    asserting = _asserting_functions(tree)
+    return tree, [_is_test(stmt, asserting) for stmt in tree.body]
 
 
 def _asserting_functions(tree: ast.Module) -> set[str]:

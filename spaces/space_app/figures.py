@@ -5,6 +5,7 @@ value is escaped (`safe_html.py`): quoted model text shows as text, never as mar
 
 from __future__ import annotations
 
+from builder.pipeline.card import figure_cell
 from space_app import safe_html
 from space_app.catalog import Catalog, NotPublished
 
@@ -34,15 +35,9 @@ def _figure(figure: dict) -> str:
     else:
         head = "".join(f"<th>{safe_html.text(h)}</th>" for h in figure.get("headers", []))
         rows = "".join(
-            "<tr>" + "".join(f"<td>{safe_html.text(_cell(v))}</td>" for v in row) + "</tr>"
+            "<tr>" + "".join(f"<td>{safe_html.text(figure_cell(v))}</td>" for v in row) + "</tr>"
             for row in figure.get("rows", [])
         )
         body = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
     note = f"<p><i>{safe_html.text(figure['note'])}</i></p>" if figure.get("note") else ""
     return title + body + note
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return f"{value:,}" if isinstance(value, int) else str(value)

@@ -22,9 +22,7 @@ from builder.pipeline.resources import Resources
 from builder.pipeline.rows import RowStage
 from builder.sandbox import Program, SandboxLimits, get_sandbox
 from builder.sandbox.local import HARNESS_VERSION
-from builder.stages.execute.verdict_cache import VerdictCache, program_key
-
-_KEPT_OUTPUT = 1000  # characters of stdout/stderr kept per verdict
+from builder.stages.execute.verdict_cache import VerdictCache, program_key, verdict_record
 
 
 class SandboxStage(RowStage):
@@ -95,7 +93,7 @@ class SandboxStage(RowStage):
             fresh: dict[str, dict] = {}
             try:
                 for result in sandbox.run_iter([Program(id=key, code=code) for key, code in batch]):
-                    fresh[result.id] = _verdict(result)
+                    fresh[result.id] = verdict_record(result)
             finally:  # interrupted (Ctrl-C): what finished is kept, the rerun starts from there
                 cache.put_many(fresh)
             broken = [k for k, v in fresh.items() if v["status"] == "infra_error"]
@@ -105,14 +103,3 @@ class SandboxStage(RowStage):
                     f"({fresh[broken[0]]['error']}); finished verdicts are cached, rerun to retry"
                 )
             verdicts.update(fresh)
-
-
-def _verdict(result) -> dict:
-    return {
-        "status": result.status,
-        "duration_s": round(result.duration_s, 4),
-        "exit_code": result.exit_code,
-        "error": result.error[:500],
-        "stdout": result.stdout[:_KEPT_OUTPUT],
-        "stderr": result.stderr[-_KEPT_OUTPUT:],  # the end of a traceback says most
-    }

@@ -23,6 +23,21 @@ CREATE TABLE IF NOT EXISTS verdicts (
 )
 """
 _FIELDS = ("status", "duration_s", "exit_code", "error", "stdout", "stderr")
+_KEPT_OUTPUT = 1000  # characters of stdout/stderr kept per verdict
+
+
+def verdict_record(result, stdout_tail: bool = False) -> dict:
+    """A sandbox result as the cache keeps it: the start of stdout (or its end, `stdout_tail`,
+    for a reader of its last line) and the end of stderr (the end of a traceback says most)."""
+    stdout = result.stdout[-_KEPT_OUTPUT:] if stdout_tail else result.stdout[:_KEPT_OUTPUT]
+    return {
+        "status": result.status,
+        "duration_s": round(result.duration_s, 4),
+        "exit_code": result.exit_code,
+        "error": result.error[:500],
+        "stdout": stdout,
+        "stderr": result.stderr[-_KEPT_OUTPUT:],
+    }
 
 
 def program_key(code: str, settings_fingerprint: str) -> str:
