@@ -30,8 +30,8 @@ from pathlib import Path
 
 from builder.engines.base import Request, Sampling, open_engine
 from builder.engines.cache import CompletionCache
+from builder.engines.config import EngineConfig
 from builder.engines.generator import EngineSpec, Generator, PromptSpec
-from builder.pipeline.recipe import EngineConfig
 from builder.pipeline.resources import WorkerResources
 from builder.stages.generation.library import fewshot_examples
 from builder.stages.generation.prompting import STOP, concepts_prompt, response_prompt

@@ -15,7 +15,7 @@ from collections import Counter
 
 from builder.pipeline.publish import read_manifest
 from builder.pipeline.recipe import load_recipe
-from builder.pipeline.runner import repo_for
+from builder.pipeline.repo_names import repo_for
 from builder.pipeline.step import KINDS
 from builder.registry import STEPS
 from builder.store import open_store

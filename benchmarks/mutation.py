@@ -46,10 +46,10 @@ MODULES = {  # module -> the functions to mutate (empty: all)
     "builder/store/files.py": (),
     "builder/pipeline/runner.py": (),
     "builder/pipeline/publish.py": (),
-    "builder/pipeline/chunks.py": (),
+    "builder/pipeline/rows.py": (),
     "builder/pipeline/checkpoint.py": (),
     "builder/engines/cache.py": (),
-    "builder/stages/execute/verdict_cache.py": (),
+    "builder/sandbox/verdict_cache.py": (),
     "builder/sandbox/_worker.py": ("_verdict", "run_one", "_watch"),
     "builder/sandbox/_child.py": ("run_child", "_report"),
 }
@@ -72,14 +72,14 @@ OWN_TESTS = {  # tried first for a module's mutants
     "builder/pipeline/publish.py": (
         "tests/test_publish_guarantees", "tests/test_pipeline", "tests/test_store_durability"
     ),
-    "builder/pipeline/chunks.py": (
+    "builder/pipeline/rows.py": (
         "tests/test_runner_guarantees", "tests/test_pipeline", "tests/test_reliability"
     ),
     "builder/pipeline/checkpoint.py": (
         "tests/test_runner_guarantees", "tests/test_reliability", "tests/test_pipeline"
     ),
     "builder/engines/cache.py": ("tests/test_cache",),
-    "builder/stages/execute/verdict_cache.py": ("tests/test_execute",),
+    "builder/sandbox/verdict_cache.py": ("tests/test_execute",),
 }
 SANDBOX_TESTS = [
     "tests/test_sandbox_local.py::test_forged_report_never_passes",

@@ -12,7 +12,7 @@ BREAKS = [
     (
         # 1. The done chunks are counted as reused (the log line is right) but run again.
         "resume redoes every finished chunk",
-        "builder/pipeline/chunks.py",
+        "builder/pipeline/rows.py",
         "                _remove_spooled(task, checkpoint.folder)\n                continue\n",
         "                _remove_spooled(task, checkpoint.folder)\n",
         [RESUME, "tests/test_reliability.py"],
@@ -21,9 +21,9 @@ BREAKS = [
         # 2. Cache counts worked out before running, then every program run again (the cache's
         # INSERT OR REPLACE hides it).
         "execute runs cached programs again",
-        "builder/stages/execute/stage.py",
-        "        self._run(sandbox, cache, missing, verdicts)\n",
-        "        self._run(sandbox, cache, {k: p for k, p in zip(keys, programs) if k}, verdicts)\n",
+        "builder/stages/execute/sandbox_stage.py",
+        "        self._run(sandbox, cache, missing, found)\n",
+        "        self._run(sandbox, cache, {k: p for k, p in zip(keys, programs) if k}, found)\n",
         [EXECUTE, WITNESS],
     ),
     (

@@ -9,8 +9,8 @@ import pytest
 from builder.engines import base
 from builder.engines.base import Completion, Engine, Sampling
 from builder.engines.cache import CompletionCache, request_key
+from builder.engines.config import EngineConfig
 from builder.engines.generator import EngineSpec, Generator, PromptSpec
-from builder.pipeline.recipe import EngineConfig
 
 SAMPLING = Sampling(temperature=0.7, top_p=0.95, max_tokens=64, stop=("## Example",))
 
@@ -150,7 +150,7 @@ def test_a_hole_in_the_samples_is_filled_alone(recording, tmp_path):
 
 def test_both_caches_make_their_folders_and_reopen_what_they_stored(tmp_path):
     """A first run on a new work folder: no folder for the caches exists yet."""
-    from builder.stages.execute.verdict_cache import VerdictCache
+    from builder.sandbox.verdict_cache import VerdictCache
 
     completions = tmp_path / "new" / "cache" / "completions.sqlite"
     with CompletionCache(completions) as cache:

@@ -3,14 +3,16 @@ import sys
 
 import pytest
 
+from builder.engines import vllm_engine
+from builder.engines.config import EngineConfig
 from builder.errors import BuilderError, RecipeError, StageError
+from builder.pipeline.executors.config import WorkerResourcesConfig
 from builder.pipeline.executors.local import LocalExecutor
-from builder.pipeline.recipe import EngineConfig, WorkerResourcesConfig, load_recipe
+from builder.pipeline.recipe import load_recipe
 from builder.pipeline.step import StepContext
 from builder.registry import EXECUTORS, STEPS
 from builder.stages.evaluate import EvalParams
 from builder.stages.extract import ExtractParams
-from builder.stages.generation import base as generation_base
 from tests.helpers import ROOT, TINY
 
 
@@ -181,9 +183,9 @@ def test_executor_settings_and_per_step_resources(monkeypatch):
     local = LocalExecutor(executor)
     context = StepContext(engine=EngineConfig(backend="vllm", tensor_parallel_size=4))
     responses = STEPS.load("responses")(recipe.stages["responses"], context)
-    monkeypatch.setattr(generation_base, "vllm_runs_on_gpus", lambda: True)
+    monkeypatch.setattr(vllm_engine, "runs_on_gpus", lambda: True)
     assert responses.resources().gpus == 4  # vLLM: one tensor-parallel group per worker
-    monkeypatch.setattr(generation_base, "vllm_runs_on_gpus", lambda: False)
+    monkeypatch.setattr(vllm_engine, "runs_on_gpus", lambda: False)
     assert responses.resources().gpus == 0  # vLLM's CPU build
     assert local.resources_for(responses).gpus == 2  # the recipe's override
     extract = STEPS.load("extract")(recipe.stages["extract"], StepContext())

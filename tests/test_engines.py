@@ -4,8 +4,8 @@ test_engines_vllm.py; `openai`: test_engines_openai.py)."""
 import pytest
 
 from builder.engines.base import Request, Sampling, cut_at_stop, open_engine
+from builder.engines.config import EngineConfig
 from builder.errors import BuilderError
-from builder.pipeline.recipe import EngineConfig
 
 PROMPT = 'def add(a, b):\n    """Return the sum of a and b."""\n    return'
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from builder.engines.base import Request, Sampling, open_engine
+from builder.engines.config import EngineConfig
 from builder.errors import BuilderError
-from builder.pipeline.recipe import EngineConfig
 from builder.store import open_store
 from tests.fake_hub import free_port
 from tests.helpers import FAST_VLLM, TINY, export_rows, needs_vllm, run_cli, write_corpus

@@ -13,8 +13,8 @@ import types
 import pytest
 
 from builder.engines.base import Request, Sampling, open_engine
+from builder.engines.config import EngineConfig
 from builder.errors import BuilderError
-from builder.pipeline.recipe import EngineConfig
 from tests.helpers import FAST_VLLM, needs_vllm
 from tests.test_engines import PROMPT, run
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.stages.execute.stage import program_from_response
+from builder.sandbox.response_code import program_from_response
 from builder.store import open_store
 from tests import witness
 from tests.helpers import ROOT, TINY, export_rows, run_cli

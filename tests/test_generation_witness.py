@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from builder.stages.execute.stage import program_from_response
+from builder.sandbox.response_code import program_from_response
 from builder.stages.generation.library import fewshot_examples
 from builder.stages.generation.prompting import render_concepts
 from builder.store import open_store

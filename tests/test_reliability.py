@@ -175,7 +175,7 @@ def test_published_records_name_no_local_path(tmp_path, tiny_model):
     manifest = json.loads(manifest_text)
     assert manifest["input"]["path"] == "corpus" and manifest["recipe"]["file"] == "tiny.yaml"
     assert {r["source"] for r in rows} == {"dir:corpus"}
-    from builder.pipeline.runner import step_context
+    from builder.pipeline.repo_names import step_context
     from builder.registry import STEPS
 
     recipe = load_recipe(TINY, [a for a in args if a != "--set"])

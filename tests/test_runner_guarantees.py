@@ -243,12 +243,15 @@ def test_a_chunk_counts_as_done_only_with_its_proof_and_every_rows_file_whole(tm
 
 
 def test_a_stage_whose_rows_lack_a_column_it_declares_fails_naming_it(tmp_path):
-    from types import SimpleNamespace
+    from builder.pipeline.rows import RowStage, write_outputs
+    from builder.pipeline.step import StepParams
 
-    from builder.pipeline.chunks import write_outputs
+    class Adder(RowStage):
+        name = "adder"
+        adds = ("b", "c")
 
     checkpoint = Checkpoint(tmp_path / "work")
     checkpoint.save(0, ChunkResult(kept=[{"a": 1, "b": 2}]), rows_in=1)
-    stage = SimpleNamespace(name="adder", adds=("b", "c"), finalize=lambda rows: rows)
+    stage = Adder(StepParams())
     with pytest.raises(StageError, match=r"stage 'adder' output lacks columns \['c'\]"):
         write_outputs(stage, checkpoint, [0], tmp_path / "out")

@@ -69,8 +69,9 @@ def cmd_tiny_model(args) -> int:
 def fit_tiny_model(output: Path, epochs: int = FIT_SFT["num_train_epochs"]) -> Path:
     """Build the random model, fit it with the `train` step on the format pairs, and copy the
     trained model to `output`."""
+    from builder.engines.config import EngineConfig
     from builder.engines.tiny_model import build_tiny_model
-    from builder.pipeline.recipe import EngineConfig, HubConfig, Recipe
+    from builder.pipeline.recipe import HubConfig, Recipe
     from builder.pipeline.runner import plan_step, run_step
     from builder.stages.generation.format_set import format_pairs
     from builder.stages.train.params import TrainParams

@@ -133,10 +133,10 @@ def _cmd_eval(args) -> int:
 
 def _evaluate_model(args):
     """The `eval` step with the command's options, as a recipe of that one step."""
+    from builder.config.fields import out_of_range
     from builder.errors import BuilderError
     from builder.pipeline.recipe import HubConfig, Recipe
     from builder.pipeline.runner import plan_step, run_step
-    from builder.pipeline.typed import out_of_range
     from builder.stages.evaluate import EvalParams
     from builder.store import open_store, split_ref
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from builder.engines.config import EngineConfig
 from builder.registry import ENGINES
 
 # The backend name in a recipe's `engine.backend` -> "module:Class" (one registry for all).
@@ -123,11 +124,19 @@ class Engine:
 
     backend: str = ""
 
-    def __init__(self, model: str, revision: str | None, config) -> None:
+    def __init__(self, model: str, revision: str | None, config: EngineConfig) -> None:
         self.model = model
         self.revision = revision
-        self.config = config  # builder.pipeline.recipe.EngineConfig
+        self.config = config
         self.metrics = EngineMetrics()
+
+    @classmethod
+    def worker_needs(cls, config: EngineConfig) -> dict[str, Any]:
+        """What a worker holding this engine needs, as `pipeline.resources.Resources` fields
+        (`gpus`, `max_workers`, ...); asked before any engine is built, so it never loads the
+        backend's library. Default: nothing beyond a worker (a model on the worker's CPU, or
+        the GPUs the recipe gives it)."""
+        return {}
 
     def generate(self, requests: Sequence[Request], on_done: OnDone) -> None:
         """Generate every request, calling `on_done` as each one finishes.

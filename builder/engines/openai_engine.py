@@ -22,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from typing import Any
 
 from builder.engines.base import Completion, Engine, OnDone, Request, cut_at_stop, refused
+from builder.engines.config import EngineConfig
 from builder.errors import BuilderError
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,12 @@ log = logging.getLogger(__name__)
 
 class OpenAIEngine(Engine):
     backend = "openai"
+
+    @classmethod
+    def worker_needs(cls, config: EngineConfig) -> dict[str, Any]:
+        """A client: one worker keeps `max_concurrency` requests in flight; more would only
+        multiply the load on the server."""
+        return {"max_workers": 1}
 
     def __init__(self, model: str, revision: str | None, config) -> None:
         super().__init__(model, revision, config)

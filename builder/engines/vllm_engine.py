@@ -35,8 +35,10 @@ import logging
 import os
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from builder.engines.base import Completion, Engine, OnDone, Request, cut_at_stop, refused
+from builder.engines.config import EngineConfig
 from builder.engines.model_folder import check_model_folder
 from builder.errors import BuilderError
 
@@ -62,6 +64,11 @@ _TORCH_COMPANIONS = ("torchvision", "torchaudio", "torchcodec")
 
 class VLLMEngine(Engine):
     backend = "vllm"
+
+    @classmethod
+    def worker_needs(cls, config: EngineConfig) -> dict[str, Any]:
+        """`tensor_parallel_size` GPUs per engine, none on vLLM's CPU build."""
+        return {"gpus": float(config.tensor_parallel_size if runs_on_gpus() else 0)}
 
     def __init__(self, model: str, revision: str | None, config) -> None:
         super().__init__(model, revision, config)

@@ -28,6 +28,7 @@ from builder.errors import BuilderError
 from builder.evaluation.evalplus_data import read_jsonl_bytes
 from builder.evaluation.grading import check_task_ids, run_graded
 from builder.evaluation.grouped import GroupedScores
+from builder.registry import SANDBOXES
 from builder.sandbox import Program, SandboxLimits
 
 TIMEOUT_S = 120.0  # DS-1000's own per-program limit
@@ -148,7 +149,8 @@ def grade_ds1000(
     programs = [Program(f"ds1000-{i}", harness_program(data.problems[s.task_id], code))
                 for i, (s, code) in enumerate(zip(samples, codes))]  # fmt: skip
     limits = SandboxLimits(timeout_s=TIMEOUT_S, cpu_time_s=int(TIMEOUT_S))
-    extra = {"python_paths": library_paths()} if backend in ("local", "docker") else {}
+    binds = SANDBOXES.load(backend).binds_host_python
+    extra = {"python_paths": library_paths()} if binds else {}
     results = run_graded(programs, "DS-1000", backend, limits, workers, **extra)
     return [DS1000Verdict(s.task_id, s.index, code, r.status, r.error)
             for s, code, r in zip(samples, codes, results)]  # fmt: skip

@@ -39,12 +39,12 @@ from builder.evaluation.evalplus_data import EvalPlusData
 from builder.evaluation.grading import check_task_ids
 from builder.evaluation.groundtruth import GroundTruth, ensure_groundtruth
 from builder.evaluation.verdicts import Check, GradeOptions, Sample, SampleVerdict
+from builder.registry import SANDBOXES
 from builder.sandbox import Program, SandboxLimits, get_sandbox
 
 log = logging.getLogger(__name__)
 
 DRIVER = (Path(__file__).with_name("_evalplus_driver.py")).read_text()
-BIND_BACKENDS = ("local", "docker")  # backends that take `python_paths` (read-only binds)
 PRIVATE_DIRS = ("/tmp", "/dev/shm")  # the sandboxes mount their own tmpfs there: binds vanish
 STATUSES = ("pass", "fail", "timeout")
 MAX_SAMPLES_PER_PROGRAM = 64
@@ -166,7 +166,7 @@ def _open_sandbox(backend: str, truth: GroundTruth, programs, options, workers: 
         max_output_bytes=OUTPUT_BYTES, keep_output_bytes=OUTPUT_BYTES,
     )  # fmt: skip
     extra = {}
-    if backend in BIND_BACKENDS:
+    if SANDBOXES.load(backend).binds_host_python:
         extra["python_paths"] = [*_evalplus_paths()]
         if _can_bind(backend, truth.folder):
             extra["python_paths"].append(str(truth.folder))
@@ -178,7 +178,7 @@ def _can_bind(backend: str, folder: Path) -> bool:
     each program carries its tasks' files in its text (fine for small tasks only)."""
     real = os.path.realpath(folder)
     private = any(real == d or real.startswith(d + "/") for d in PRIVATE_DIRS)
-    return backend in BIND_BACKENDS and not private
+    return SANDBOXES.load(backend).binds_host_python and not private
 
 
 def _run_programs(data, truth, programs, options, backend, workers) -> dict[int, dict[str, Check]]:

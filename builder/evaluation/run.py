@@ -9,6 +9,7 @@ from pathlib import Path
 
 from builder.engines.base import Sampling
 from builder.engines.cache import CompletionCache
+from builder.engines.config import EngineConfig
 from builder.engines.generator import EngineSpec, Generator, PromptSpec
 from builder.engines.model import chat_tokenizer
 from builder.errors import BuilderError
@@ -24,7 +25,6 @@ from builder.evaluation.livecodebench import (
 from builder.evaluation.prompts import CHAT, build_prompt, completion_code, load_prompts, wrap
 from builder.evaluation.results import BenchmarkResult
 from builder.evaluation.samples import read_samples
-from builder.pipeline.recipe import EngineConfig
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from builder.errors import StageError
-from builder.pipeline.rows import ChunkResult, Row
+from builder.pipeline.chunk_data import ChunkResult, Row
 from builder.pipeline.shards import iter_parquet_rows, parquet_num_rows, tmp_path_for, write_rows
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from builder.errors import StageError
-from builder.pipeline.executors.base import ChunkTask
+from builder.pipeline.chunk_data import ChunkTask
 from builder.pipeline.inputs import InputSource
 from builder.pipeline.shards import Row
 

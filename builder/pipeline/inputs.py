@@ -15,9 +15,8 @@ from pathlib import Path
 
 from builder.engines.model import public_name, resolve_model
 from builder.errors import StageError
-from builder.pipeline.executors.base import ChunkTask
+from builder.pipeline.chunk_data import ChunkTask, Row
 from builder.pipeline.publish import read_manifest
-from builder.pipeline.rows import Row
 from builder.pipeline.shards import (
     iter_parquet_rows,
     parquet_columns,

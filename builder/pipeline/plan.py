@@ -22,12 +22,13 @@ import logging
 import re
 from dataclasses import asdict, dataclass, field
 
+from builder.config.yaml_file import short
 from builder.errors import BuilderError
 from builder.pipeline.measured import measured
 from builder.pipeline.publish import read_manifest
 from builder.pipeline.recipe import Recipe
-from builder.pipeline.recipe_yaml import short
-from builder.pipeline.runner import plan_step, repo_for, step_context
+from builder.pipeline.repo_names import repo_for, step_context
+from builder.pipeline.runner import plan_step
 from builder.pipeline.step import KINDS
 from builder.registry import STEPS
 from builder.store import open_store
@@ -200,9 +201,9 @@ def _time(e: Estimate, facts: dict, given, gpus, cpus) -> None:
 def _mismatch(recipe: Recipe, facts: dict, extra: dict) -> str:
     """Why the measured rate is not this run's: another engine, model or sandbox ("" if none;
     a manifest from before `measured` existed names no engine, and is taken as it is)."""
-    now = {"sandbox": getattr(recipe.sandbox, "backend", None)}
+    now = {"sandbox": recipe.sandbox.backend}
     if facts.get("work") == "tokens":
-        now["engine"] = getattr(recipe.engine, "backend", None)
+        now["engine"] = recipe.engine.backend
         now["model"] = extra.get("model")
     for key, value in now.items():
         if facts.get(key) is not None and value is not None and facts[key] != value:

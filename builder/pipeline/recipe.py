@@ -18,11 +18,14 @@ from typing import Any, Literal
 
 import yaml
 
+from builder.config.fields import bounded, build, is_mapping, mapping_values
+from builder.config.yaml_file import check_size, read_recipe_yaml
+from builder.engines.config import EngineConfig
 from builder.errors import RecipeError
-from builder.pipeline.recipe_yaml import check_size, read_recipe_yaml
+from builder.pipeline.executors.config import ExecutorConfig
 from builder.pipeline.step import StepParams
-from builder.pipeline.typed import bounded, build, is_mapping, mapping_values
 from builder.registry import STEPS
+from builder.sandbox.config import SandboxConfig
 
 
 @dataclass
@@ -30,63 +33,6 @@ class HubConfig:
     store: str = "local:.builder/store"  # "hf" or "local:DIR" (relative to the working directory)
     namespace: str | None = None  # user or org; None: "local" offline, the token's user on the Hub
     private: bool = True
-
-
-@dataclass
-class EngineConfig:
-    """How the generation stages run the model (see builder/engines/). Of these, only
-    `revision` changes what is generated; the rest is how."""
-
-    backend: str = "transformers"  # vllm | openai | transformers
-    revision: str | None = None  # the model's Hub revision; None: its main, pinned at start
-    cache: str | None = None  # SQLite file of every completion; None: <work_dir>/llm-cache.sqlite
-    dtype: str = "auto"  # vllm, transformers
-    max_model_len: int | None = bounded(None, ge=1)  # context length; None: the model's own
-    batch_size: int = bounded(8, ge=1)  # transformers: sequences per generate() call
-    cpu_threads: int | None = bounded(None, ge=1)  # on CPU (generation, training): torch threads
-    tensor_parallel_size: int = bounded(1, ge=1)  # vllm
-    # vllm: the share of GPU memory vLLM may use; None: vLLM's default on a GPU, and on vLLM's
-    # CPU build (where it is a share of RAM) a KV cache of a quarter of the free RAM, <= 4 GiB
-    gpu_memory_utilization: float | None = bounded(None, gt=0, le=1)
-    # vllm: more `vllm.LLM` arguments, by vLLM's names (enforce_eager, max_num_seqs, ...)
-    vllm_options: dict[str, Any] = field(default_factory=dict)
-    base_url: str = "http://localhost:8000/v1"  # openai
-    api_key_env: str = "OPENAI_API_KEY"  # openai: the variable holding the key (never the key)
-    served_model_name: str | None = None  # openai: the server's name for the model; None: model
-    max_concurrency: int = bounded(64, ge=1)  # openai: requests in flight
-    max_retries: int = bounded(8, ge=0)  # openai: on 408, 409, 429, 5xx, timeouts (backoff)
-    timeout_s: float = bounded(600.0, gt=0)  # openai: per request
-
-
-@dataclass
-class SandboxConfig:
-    backend: str = "local"  # local | docker | e2b
-
-
-@dataclass
-class WorkerResourcesConfig:
-    """A step's resources as the recipe overrides them (`executor.resources.<step>`); unset keys
-    keep the step's own (see `builder.pipeline.step.Resources`)."""
-
-    workers: int | None = bounded(None, ge=1)  # local: processes; a cluster: the most started
-    cpus: float | None = bounded(None, ge=0)  # per worker
-    gpus: float | None = bounded(None, ge=0)  # per worker: e.g. vLLM's tensor_parallel_size
-    memory_mb: int | None = bounded(None, ge=1)  # per worker
-
-
-@dataclass
-class ExecutorConfig:
-    """Where row stages' chunks run (see builder/pipeline/executors/). A runtime choice: it
-    changes no fingerprint and no published row."""
-
-    backend: str = "local"  # local | ray
-    # ray: a running cluster ("auto": the one started on this machine; "HOST:PORT": its head;
-    # "ray://HOST:10001": through Ray Client); None: start one on this machine for the run.
-    address: str | None = None
-    max_retries: int = bounded(3, ge=0)  # ray: reruns of a chunk whose worker or node died
-    start_timeout_s: float = bounded(600.0, gt=0)  # ray: how long a stage waits for a worker
-    runtime_env: dict[str, Any] = field(default_factory=dict)  # ray: Ray's own runtime_env
-    resources: dict[str, WorkerResourcesConfig] = field(default_factory=dict)  # per step
 
 
 @dataclass

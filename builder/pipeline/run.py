@@ -10,7 +10,8 @@ from builder.errors import BuilderError, StageError
 from builder.pipeline.plan_report import compare_estimate, compare_total, estimate_run
 from builder.pipeline.publish import manifest_kind, read_manifest
 from builder.pipeline.recipe import Recipe
-from builder.pipeline.runner import plan_step, repo_for, run_step
+from builder.pipeline.repo_names import repo_for
+from builder.pipeline.runner import plan_step, run_step
 from builder.pipeline.step import KINDS
 from builder.registry import EXECUTORS, STEPS
 from builder.store import Store, open_store

@@ -24,8 +24,9 @@ from builder.pipeline.inputs import InputSource
 from builder.pipeline.measured import measured
 from builder.pipeline.publish import MANIFEST_FORMAT, publish, read_manifest, update_card
 from builder.pipeline.recipe import Recipe
-from builder.pipeline.step import KINDS, Step, StepContext, StepRun
-from builder.pipeline.step_inputs import Inputs, namespace_of
+from builder.pipeline.repo_names import repo_for, step_context, work_root
+from builder.pipeline.step import KINDS, Step, StepRun
+from builder.pipeline.step_inputs import Inputs
 from builder.pipeline.versions import software_versions
 from builder.pipeline.work_dir import check_work_dir, work_dir_errors
 from builder.registry import STEPS
@@ -48,30 +49,6 @@ class StepPlan:
     @property
     def current(self) -> bool:
         return self.manifest is not None and self.manifest["fingerprint"] == self.fingerprint
-
-
-def work_root(recipe: Recipe) -> Path:
-    return Path(recipe.work_dir or ".builder/work").expanduser()
-
-
-def step_context(recipe: Recipe, store: Store) -> StepContext:
-    return StepContext(
-        recipe_name=recipe.name,
-        model=recipe.model,
-        model_origin=recipe.model_origin,
-        prompting=recipe.prompting,
-        engine=recipe.engine,
-        sandbox=recipe.sandbox,
-        work_dir=str(work_root(recipe)),
-        store=recipe.hub.store,
-        namespace=namespace_of(recipe, store),
-    )
-
-
-def repo_for(recipe: Recipe, name: str, store: Store) -> str:
-    """The repository of step `name`: `<namespace>/<recipe>-<step>`, unless the step names one."""
-    step = STEPS.load(name)(recipe.stages[name], step_context(recipe, store))
-    return step.repo_name() or f"{namespace_of(recipe, store)}/{recipe.name}-{name}"
 
 
 def plan_step(recipe: Recipe, name: str, store: Store) -> StepPlan:

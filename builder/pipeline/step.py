@@ -16,14 +16,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Protocol
 
+from builder.config.fields import bounded, runtime_only
+from builder.engines.config import EngineConfig
 from builder.errors import StageError
+from builder.pipeline.executors.base import Executor
+from builder.pipeline.inputs import InputSource
 from builder.pipeline.resources import Resources, WorkerResources
-from builder.pipeline.typed import bounded, runtime_only
-
-if TYPE_CHECKING:
-    from builder.pipeline.inputs import InputSource
+from builder.sandbox.config import SandboxConfig
 
 # What a step publishes: the repository type it goes to, and the `kind` in its manifest.
 KINDS = {"dataset": "dataset", "evaluation": "dataset", "model": "model"}
@@ -63,11 +64,23 @@ class StepContext:
     model: str = ""
     model_origin: str | None = None  # recipe.model_origin
     prompting: str = "completion"  # recipe.prompting: completion | chat
-    engine: Any = None  # recipe.EngineConfig
-    sandbox: Any = None  # recipe.SandboxConfig
+    engine: EngineConfig = dataclasses.field(default_factory=EngineConfig)
+    sandbox: SandboxConfig = dataclasses.field(default_factory=SandboxConfig)
     work_dir: str = ".builder/work"
     store: str = ""  # the recipe's store URI, for steps that name repositories of it
     namespace: str = ""  # where the recipe's repositories are
+
+
+class Revisions(Protocol):
+    """What a step that publishes while it runs may do with its repository (the runner's
+    `BranchRevisions`): publish a folder on a branch, list its branches published with this
+    fingerprint, fetch one back."""
+
+    def publish(self, folder: Path, branch: str, facts: dict, title: str) -> str: ...
+
+    def published(self, prefix: str) -> dict[str, tuple[str, dict]]: ...
+
+    def fetch(self, commit: str) -> dict[str, Path]: ...
 
 
 @dataclass
@@ -76,12 +89,12 @@ class StepRun:
     folder that survives a crash (its checkpoints), the executor for its chunks, and, for steps
     that publish while they run (a training checkpoint), a way to publish a revision."""
 
-    source: "InputSource | None"
+    source: InputSource | None
     output: Path
     work: Path
-    executor: Any = None  # executors.base.Executor
-    # Revisions on branches other than main, published while running (runner.BranchRevisions).
-    revisions: Any = None
+    executor: Executor | None = None  # row stages: where their chunks run
+    # Revisions on branches other than main, published while running (model steps).
+    revisions: Revisions | None = None
 
 
 def _without_paths(value: Any) -> Any:

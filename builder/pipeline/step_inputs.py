@@ -10,21 +10,11 @@ from builder.errors import RepoNotFound, StageError, StoreError
 from builder.pipeline.inputs import ModelInput, StoreInput
 from builder.pipeline.publish import MANIFEST
 from builder.pipeline.recipe import Recipe
+from builder.pipeline.repo_names import repo_for
 from builder.store import Store, open_store, split_ref
 
-_namespaces: dict[str, str] = {}
 # A training checkpoint's optimizer and trainer state: for resuming, not for a model loader.
 RESUME_ONLY = "training_state/"
-
-
-def namespace_of(recipe: Recipe, store: Store) -> str:
-    """The recipe's namespace: `hub.namespace`, else the store's default (on the Hub, the
-    token's user: asked once per process)."""
-    if recipe.hub.namespace:
-        return recipe.hub.namespace
-    if store.uri not in _namespaces:
-        _namespaces[store.uri] = store.default_namespace()
-    return _namespaces[store.uri]
 
 
 class Inputs:
@@ -46,8 +36,6 @@ class Inputs:
         return self.stage(spec)
 
     def stage_repo(self, stage: str) -> str:
-        from builder.pipeline.runner import repo_for
-
         return repo_for(self.recipe, stage, self.store)
 
     def stage(self, spec: str) -> StoreInput:

@@ -34,8 +34,8 @@ from typing import Any
 
 from builder.rl.scoring import read_score, scoring_program
 from builder.sandbox import Program, SandboxLimits, get_sandbox
-from builder.stages.execute.stage import program_from_response
-from builder.stages.execute.verdict_cache import VerdictCache, program_key, verdict_record
+from builder.sandbox.response_code import program_from_response
+from builder.sandbox.verdict_cache import VerdictCache, program_key, verdict_record
 
 log = logging.getLogger(__name__)
 MEMORY = 100_000  # verdicts kept in memory (the SQLite cache, if any, keeps them all)

@@ -16,11 +16,12 @@ from __future__ import annotations
 import abc
 import dataclasses
 import hashlib
+import inspect
 import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from builder.errors import SandboxError
 
@@ -85,10 +86,38 @@ class SandboxLimits:
         return cls(timeout_s=timeout_s, cpu_time_s=max(1, int(timeout_s) + 1), **others)
 
 
+# The version of the harness the backends share (`_worker.py`, `_child.py`): bump when a change
+# to it can change a verdict.
+HARNESS_VERSION = 1
+# Constructor arguments that the steps set from their own settings, never a recipe's options.
+_STEP_ARGUMENTS = ("self", "limits", "workers")
+
+
 class Sandbox(abc.ABC):
     """Runs programs in isolation. Use as a context manager, or call `close()`."""
 
     name: str = "abstract"
+    # What can change a verdict besides the settings: in every verdict's settings and in the
+    # fingerprint of the steps that run programs. A backend with a harness of its own has its own.
+    harness_version: ClassVar[int] = HARNESS_VERSION
+    # Whether programs run on the host's Python and may be given host folders to import from
+    # (`python_paths`, bound read-only); a remote sandbox has its own Python and cannot.
+    binds_host_python: ClassVar[bool] = False
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any], where: str = "sandbox.options") -> None:
+        """A recipe's options for this backend are its constructor's keyword arguments (the
+        limits and worker count come from the step); anything else is a one-line error."""
+        accepted = [
+            name for name, p in inspect.signature(cls.__init__).parameters.items()
+            if name not in _STEP_ARGUMENTS and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]  # fmt: skip
+        for key in options:
+            if key not in accepted:
+                raise SandboxError(
+                    f"{where}.{key}: not an option of the {cls.name} sandbox "
+                    f"(its options: {', '.join(accepted) or 'none'})"
+                )
 
     def __init__(self, limits: SandboxLimits | None = None) -> None:
         self.limits = limits or SandboxLimits()

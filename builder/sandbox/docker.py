@@ -69,7 +69,6 @@ from builder.sandbox._docker_image import RECIPE_VERSION, ensure_image
 from builder.sandbox._pool import PooledSandbox, checked_python_paths
 from builder.sandbox._process import host_interpreter, worker_argv
 from builder.sandbox.base import SandboxError, SandboxLimits, sandbox_memory
-from builder.sandbox.local import HARNESS_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +87,7 @@ class DockerSandbox(PooledSandbox):
     """
 
     name = "docker"
+    binds_host_python = True
 
     def __init__(
         self,
@@ -130,7 +130,7 @@ class DockerSandbox(PooledSandbox):
     def settings(self) -> dict[str, Any]:
         return {
             **super().settings(),
-            "harness": HARNESS_VERSION,
+            "harness": self.harness_version,
             "image_recipe": RECIPE_VERSION,
             "python": self.interpreter.version,
             "python_paths": list(self.python_paths),

@@ -55,7 +55,6 @@ from builder.sandbox import _e2b_batch as batches
 from builder.sandbox._e2b_pool import Pool, Slot, shutdown
 from builder.sandbox._pool import PooledSandbox
 from builder.sandbox.base import SandboxError, SandboxLimits
-from builder.sandbox.local import HARNESS_VERSION
 
 SDK_MISSING = "the e2b sandbox needs the E2B SDK: pip install e2b-code-interpreter"
 KEY_MISSING = "the e2b sandbox needs an E2B API key: set E2B_API_KEY"
@@ -139,7 +138,7 @@ class E2BSandbox(PooledSandbox):
         self._finalizer = weakref.finalize(self, shutdown, self._pool, self._slots)
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "harness": HARNESS_VERSION, "template": self.template}
+        return {**super().settings(), "harness": self.harness_version, "template": self.template}
 
     def live_sandbox_ids(self) -> list[str]:
         """Ids of the E2B sandboxes alive now (for tests and diagnostics)."""

@@ -89,7 +89,6 @@ from builder.sandbox.base import SandboxLimits, sandbox_memory
 
 log = logging.getLogger(__name__)
 
-HARNESS_VERSION = 1  # bump when a change to the harness can change a verdict
 USERNS_HINT = (
     "(bwrap needs unprivileged user namespaces; on Ubuntu 24.04:"
     " sysctl kernel.apparmor_restrict_unprivileged_userns=0)"
@@ -108,6 +107,7 @@ class LocalSandbox(PooledSandbox):
     """
 
     name = "local"
+    binds_host_python = True
 
     def __init__(
         self,
@@ -139,7 +139,7 @@ class LocalSandbox(PooledSandbox):
     def settings(self) -> dict[str, Any]:
         return {
             **super().settings(),
-            "harness": HARNESS_VERSION,
+            "harness": self.harness_version,
             "python": self.interpreter.version,
             "python_paths": list(self.python_paths),
         }

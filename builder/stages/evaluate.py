@@ -24,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from builder.config.fields import bounded, runtime_only
 from builder.errors import StageError
 from builder.evaluation.baseline import (
     baseline_facts,
@@ -50,7 +51,6 @@ from builder.evaluation.run import (
 from builder.pipeline.inputs import ModelInput
 from builder.pipeline.resources import WorkerResources
 from builder.pipeline.step import CardUpdate, Step, StepParams, StepRun
-from builder.pipeline.typed import bounded, runtime_only
 
 DEFAULT_CACHE = "~/.cache/code-instruct-builder/eval"
 CHECKPOINT_PREFIX = "step-"  # the branches a training run publishes its checkpoints on
@@ -170,7 +170,7 @@ class EvalStep(Step):
         return [benchmark_name(b) for b in self.params.benchmarks]
 
     def _sandbox(self) -> str:
-        return self.params.sandbox or getattr(self.context.sandbox, "backend", None) or "local"
+        return self.params.sandbox or self.context.sandbox.backend
 
     def run(self, job: StepRun) -> dict[str, Any]:
         p = self.params
@@ -180,7 +180,7 @@ class EvalStep(Step):
             skip_plus_on_base_fail=not p.run_plus_after_base_fail, fix_find_zero=p.fix_find_zero,
         )  # fmt: skip
         setup = GradingSetup(self._sandbox(), p.workers, Path(p.cache_dir).expanduser(), options)
-        engine = p.engine or getattr(self.context.engine, "backend", None) or "transformers"
+        engine = p.engine or self.context.engine.backend
         gen = GenerationSettings(
             backend=engine, n_samples=p.n_samples, temperature=p.temperature, top_p=p.top_p,
             max_tokens=p.max_tokens, seed=p.seed, template=self.template(),

@@ -25,13 +25,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder.config.fields import added_later, bounded, runtime_only
 from builder.errors import RecipeError, StageError
+from builder.pipeline.chunk_data import ChunkTask
 from builder.pipeline.corpus import DirInput, python_corpus
-from builder.pipeline.executors.base import ChunkTask
 from builder.pipeline.inputs import HubDatasetInput, InputSource
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
 from builder.pipeline.step import StepParams
-from builder.pipeline.typed import added_later, bounded, runtime_only
 from builder.stages import published_rules
 from builder.store import split_ref
 

@@ -26,9 +26,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from builder.config.fields import bounded
 from builder.pipeline.rows import Drop, Row
 from builder.pipeline.step import StepParams
-from builder.pipeline.typed import bounded
 from builder.rl.scoring import count_tests
 from builder.stages.generation.parse import parse_response
 from builder.stages.select.stage import SelectStage, _untagged

@@ -90,8 +90,7 @@ def config_from_recipe(
 ) -> SpaceConfig:
     """Resolve a recipe's repositories (names only: nothing needs to be published yet).
     `store`: read another store than the recipe's (a deployed Space reads `hf`)."""
-    from builder.pipeline.runner import repo_for
-    from builder.pipeline.step_inputs import namespace_of
+    from builder.pipeline.repo_names import namespace_of, repo_for
     from builder.registry import STEPS
     from builder.store import open_store
 

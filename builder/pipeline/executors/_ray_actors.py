@@ -24,7 +24,8 @@ from typing import Any
 import ray
 
 from builder.errors import StageError
-from builder.pipeline.executors.base import ChunkTask, RowJob, Worker
+from builder.pipeline.chunk_data import ChunkTask
+from builder.pipeline.executors.base import RowJob, Worker
 from builder.pipeline.resources import WorkerResources
 
 

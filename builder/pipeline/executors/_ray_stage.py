@@ -9,17 +9,16 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import ray
 from ray.exceptions import RayError, RayTaskError
 
 from builder.errors import BuilderError, StageError
 from builder.pipeline.checkpoint import Checkpoint
-from builder.pipeline.executors.base import ChunkTask, OnDone, RowJob
-
-if TYPE_CHECKING:
-    from builder.pipeline.executors.ray_executor import RayExecutor
+from builder.pipeline.chunk_data import ChunkTask
+from builder.pipeline.executors.base import OnDone, RowJob
+from builder.pipeline.executors.config import ExecutorConfig
 
 log = logging.getLogger("builder.pipeline.executors.ray_executor")
 
@@ -34,10 +33,23 @@ class Replica:
     in_flight: dict[Any, tuple[ChunkTask, int]] = field(default_factory=dict)  # ref -> attempt
 
 
+class ReplicaPool(Protocol):
+    """What a stage run uses of the executor (`ray_executor.RayExecutor`): its settings and
+    the replicas it keeps across stages."""
+
+    config: ExecutorConfig
+    replicas: list[Replica]
+    _shape: Any
+
+    def new_replica(self) -> Replica: ...
+
+    def drop(self, replica: Replica) -> None: ...
+
+
 class StageRun:
     """One stage's chunks on the executor's replicas: hand out, collect, retry, report."""
 
-    def __init__(self, executor: RayExecutor, job: RowJob, limit: int):
+    def __init__(self, executor: ReplicaPool, job: RowJob, limit: int):
         self.executor, self.limit = executor, limit
         self.stage = job.stage.name
         self.config = executor.config

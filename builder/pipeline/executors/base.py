@@ -24,34 +24,22 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from builder.pipeline.checkpoint import Checkpoint
+from builder.pipeline.chunk_data import ChunkProcessor, ChunkTask
+from builder.pipeline.executors.config import ExecutorConfig
+from builder.pipeline.inputs import InputSource
 from builder.pipeline.resources import Resources, WorkerResources
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ChunkTask:
-    """Chunk `index`: input rows `start` .. `stop - 1`, in input order."""
-
-    index: int
-    start: int
-    stop: int
-    refs: tuple = ()  # what the input needs to load these rows (file paths), if anything
-
-    @property
-    def rows(self) -> int:
-        return self.stop - self.start
 
 
 @dataclass
 class RowJob:
     """Everything a worker needs to process chunks of one stage (picklable)."""
 
-    stage: Any  # rows.RowStage
-    source: Any  # inputs.InputSource: `load(task)` gives the chunk's rows
+    stage: ChunkProcessor  # a rows.RowStage
+    source: InputSource  # `load(task)` gives the chunk's rows
     checkpoint: Path  # the stage's checkpoint folder
 
 
@@ -84,16 +72,16 @@ class Executor(abc.ABC):
 
     name: str = ""
 
-    def __init__(self, config: Any = None):
-        self.config = config  # recipe.ExecutorConfig
+    def __init__(self, config: ExecutorConfig | None = None):
+        self.config = config or ExecutorConfig(backend=self.name or "local")
 
     @abc.abstractmethod
     def run(self, job: RowJob, tasks: Iterable[ChunkTask], on_done: OnDone) -> None: ...
 
-    def resources_for(self, stage: Any) -> Resources:
+    def resources_for(self, stage: ChunkProcessor) -> Resources:
         """The stage's resources, with the recipe's overrides (`executor.resources.<stage>`)."""
         resources = stage.resources()
-        override = getattr(self.config, "resources", {}).get(stage.name)
+        override = self.config.resources.get(stage.name)
         if override is None:
             return resources
         changes = {

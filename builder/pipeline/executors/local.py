@@ -19,7 +19,8 @@ import traceback
 from collections.abc import Iterable
 
 from builder.errors import StageError
-from builder.pipeline.executors.base import ChunkTask, Executor, OnDone, RowJob, Worker
+from builder.pipeline.chunk_data import ChunkTask
+from builder.pipeline.executors.base import Executor, OnDone, RowJob, Worker
 from builder.pipeline.resources import WorkerResources
 
 log = logging.getLogger(__name__)

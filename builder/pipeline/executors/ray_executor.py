@@ -46,7 +46,7 @@ from builder.errors import StageError
 from builder.pipeline.executors._ray_actors import ChunkWorker, DriverObjects
 from builder.pipeline.executors._ray_stage import Replica, StageRun, describe_nodes, first_line
 from builder.pipeline.executors.base import ChunkTask, Executor, OnDone, RowJob
-from builder.pipeline.recipe import ExecutorConfig
+from builder.pipeline.executors.config import ExecutorConfig
 from builder.pipeline.resources import Resources
 
 log = logging.getLogger(__name__)

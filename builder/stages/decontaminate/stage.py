@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from builder.config.fields import runtime_only
 from builder.errors import RecipeError
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage, text_of
 from builder.pipeline.step import StepContext, StepParams
-from builder.pipeline.typed import runtime_only
 from builder.stages.decontaminate.benchmarks import (
     MIN_PIECE_CHARS,
     Matcher,

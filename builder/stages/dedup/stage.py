@@ -26,10 +26,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from builder.config.fields import bounded, runtime_only
 from builder.errors import RecipeError
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage, text_of
 from builder.pipeline.step import StepContext, StepParams
-from builder.pipeline.typed import bounded, runtime_only
 from builder.stages.dedup import NearDuplicateIndex, reference, signatures
 from builder.stages.dedup.index import lsh_params
 from builder.stages.dedup.sketch import MAX_NGRAM

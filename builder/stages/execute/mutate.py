@@ -27,13 +27,13 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from builder.config.fields import bounded, runtime_only
 from builder.pipeline.rows import ChunkResult, Row
 from builder.pipeline.step import StepParams
-from builder.pipeline.typed import bounded, runtime_only
+from builder.sandbox.response_code import program_from_response
 from builder.stages.execute.figures import StrengthFigures, pass_rate_figure
 from builder.stages.execute.mutants import Mutant, mutants
 from builder.stages.execute.sandbox_stage import SandboxStage
-from builder.stages.execute.stage import program_from_response
 from builder.stages.execute.task_figures import failure_kind
 from builder.stages.generation.parse import parse_response
 

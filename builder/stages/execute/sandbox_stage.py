@@ -20,9 +20,9 @@ from typing import Any
 from builder.errors import StageError
 from builder.pipeline.resources import Resources
 from builder.pipeline.rows import RowStage
+from builder.registry import SANDBOXES
 from builder.sandbox import Program, SandboxLimits, get_sandbox
-from builder.sandbox.local import HARNESS_VERSION
-from builder.stages.execute.verdict_cache import VerdictCache, program_key, verdict_record
+from builder.sandbox.verdict_cache import VerdictCache, program_key, verdict_record
 
 
 class SandboxStage(RowStage):
@@ -36,13 +36,17 @@ class SandboxStage(RowStage):
 
         return {
             "sandbox": self._sandbox_config(),
-            "harness": HARNESS_VERSION,
+            "harness": SANDBOXES.load(self.context.sandbox.backend).harness_version,
             "python": platform.python_version(),
         }
 
     def _sandbox_config(self) -> dict[str, Any]:
-        backend = getattr(self.context.sandbox, "backend", None) or "local"
-        return {"backend": backend, "limits": dataclasses.asdict(self._limits())}
+        """The backend, its limits and the recipe's options for it (checked by the backend;
+        none set: not named, so a step's fingerprint from before options existed holds)."""
+        sandbox = self.context.sandbox
+        SANDBOXES.load(sandbox.backend).check_options(sandbox.options)
+        options = {"options": sandbox.options} if sandbox.options else {}
+        return {"backend": sandbox.backend, "limits": dataclasses.asdict(self._limits()), **options}
 
     def _limits(self) -> SandboxLimits:
         return SandboxLimits.for_timeout(
@@ -58,7 +62,7 @@ class SandboxStage(RowStage):
     def _open(self):
         """The worker's sandbox pool and verdict cache, opened on its first chunk."""
         config = self._sandbox_config()
-        options: dict[str, Any] = {"limits": self._limits()}
+        options: dict[str, Any] = {**self.context.sandbox.options, "limits": self._limits()}
         resources = self.worker_resources
         slots = self.params.workers or resources.cpus  # None: the sandbox's default, every core
         if slots:

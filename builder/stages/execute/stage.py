@@ -7,7 +7,7 @@ decides. Each sample also says why it failed (`exec_failure`) and how many asser
 has (`exec_asserts`), and each its task's figures: `task_samples`, `task_passed`,
 `task_pass_rate` (see `task_figures.py`), so the dataset alone tells how hard each task was for
 the model. Verdicts are cached by the program's hash and the sandbox settings (see
-`verdict_cache.py`), so a rerun or a resume after `kill -9` executes nothing twice (`kill -9`
+`sandbox/verdict_cache.py`), so a rerun or a resume after `kill -9` executes nothing twice (`kill -9`
 loses at most the batch in flight; Ctrl-C loses nothing finished: the sandbox pool cancels what
 has not started and kills what runs, and the verdicts already in are committed). If the sandbox
 itself keeps failing (`infra_error` after its own retries), the chunk fails and nothing is
@@ -17,21 +17,20 @@ published: a rerun retries just those programs.
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from builder.config.fields import bounded, runtime_only
 from builder.pipeline.rows import ChunkResult, Row
 from builder.pipeline.step import StepParams
-from builder.pipeline.typed import bounded, runtime_only
+from builder.sandbox.response_code import program_from_response
 from builder.stages.execute.figures import pass_rate_figure
 from builder.stages.execute.sandbox_stage import SandboxStage
 from builder.stages.execute.task_figures import TaskTally, count_asserts, failure_kind
 
 log = logging.getLogger(__name__)
 
-_PYTHON_BLOCK = re.compile(r"```(?:python|py|python3)[ \t]*\n(.*?)```", re.S | re.I)
 
 
 @dataclass
@@ -43,13 +42,6 @@ class ExecuteParams(StepParams):
     # Programs per sandbox call: verdicts are committed per batch, so a kill re-runs at most one.
     batch_size: int = runtime_only(16, ge=1)
     workers: int = runtime_only(0, ge=0)  # sandbox workers; 0: every core
-
-
-def program_from_response(text: str | None) -> str | None:
-    """The fenced Python blocks of a response joined in order, or None if there is none."""
-    blocks = [b.strip("\n") for b in _PYTHON_BLOCK.findall(text or "")]
-    blocks = [b for b in blocks if b.strip()]
-    return "\n\n\n".join(blocks) + "\n" if blocks else None
 
 
 class ExecuteStage(SandboxStage):

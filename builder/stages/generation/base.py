@@ -28,11 +28,10 @@ from builder.engines.base import BACKENDS, Sampling
 from builder.engines.cache import CompletionCache
 from builder.engines.generator import EngineSpec, Generator
 from builder.engines.model import chat_tokenizer, public_name, resolve_model
-from builder.engines.vllm_engine import runs_on_gpus as vllm_runs_on_gpus
 from builder.errors import StageError
-from builder.pipeline.recipe import EngineConfig
 from builder.pipeline.resources import Resources
 from builder.pipeline.rows import RowStage
+from builder.registry import ENGINES
 from builder.stages.generation.library import library_digest
 from builder.stages.generation.params import GenerationParams
 from builder.stages.generation.parse import repetitive
@@ -95,13 +94,8 @@ class GenerationStage(RowStage):
         build); transformers' runs on the CPU unless the recipe gives its workers a GPU
         (`executor.resources.<stage>.gpus`); a client of an OpenAI-compatible server needs no
         more than one worker."""
-        engine = self.context.engine or EngineConfig()
-        if engine.backend == "vllm":
-            gpus = engine.tensor_parallel_size if vllm_runs_on_gpus() else 0
-            return Resources(gpus=float(gpus))
-        if engine.backend == "openai":
-            return Resources(max_workers=1)
-        return Resources()
+        engine = self.context.engine
+        return Resources(**ENGINES.load(engine.backend).worker_needs(engine))
 
     def sampling(self):
         p = self.params
@@ -203,7 +197,7 @@ class GenerationStage(RowStage):
     def _make_setup(self) -> GenerationSetup:
         if self.single_sample and self.params.n != 1:
             raise StageError(f"stages.{self.name}.n must be 1 (one {self.name} output per row)")
-        engine = self.context.engine or EngineConfig()
+        engine = self.context.engine
         if engine.backend not in BACKENDS:
             raise StageError(
                 f"unknown engine.backend '{engine.backend}' (known: {', '.join(sorted(BACKENDS))})"

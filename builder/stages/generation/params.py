@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from builder.config.fields import bounded
 from builder.pipeline.step import StepParams
-from builder.pipeline.typed import bounded
 
 
 @dataclass

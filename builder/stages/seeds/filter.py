@@ -29,9 +29,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from builder.config.fields import added_later, bounded, runtime_only
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
 from builder.pipeline.step import StepContext, StepParams
-from builder.pipeline.typed import added_later, bounded, runtime_only
 from builder.stages import published_rules
 from builder.stages.seeds import function_rules as rules
 

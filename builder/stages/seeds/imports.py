@@ -19,10 +19,10 @@ import importlib.util
 import os
 from dataclasses import dataclass
 
+from builder.config.fields import bounded, runtime_only
 from builder.errors import StageError
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
 from builder.pipeline.step import StepParams
-from builder.pipeline.typed import bounded, runtime_only
 from builder.stages.seeds.function_rules import without_decorators
 from builder.stages.seeds.import_inference import ImportInferrer, NotInferred
 

@@ -20,10 +20,10 @@ import os
 import sys
 from dataclasses import dataclass
 
+from builder.config.fields import added_later, bounded, runtime_only
 from builder.errors import RecipeError
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
 from builder.pipeline.step import StepParams
-from builder.pipeline.typed import added_later, bounded, runtime_only
 from builder.stages import published_rules
 from builder.stages.seeds.pyright_server import Failure, PyrightServer
 from builder.stages.seeds.pyright_setup import (

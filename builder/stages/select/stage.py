@@ -31,9 +31,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from builder.config.fields import added_later, bounded
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
 from builder.pipeline.step import StepParams
-from builder.pipeline.typed import added_later, bounded
 from builder.stages.execute.figures import PolicyCounts
 from builder.stages.generation.parse import parse_response
 from builder.stages.select.sft_format import (

@@ -17,9 +17,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from builder.config.fields import runtime_only
 from builder.errors import RecipeError
 from builder.pipeline.step import StepParams
-from builder.pipeline.typed import runtime_only
 
 log = logging.getLogger(__name__)
 

@@ -252,7 +252,7 @@ def _cpu_threads(context) -> None:
     times faster on one thread than on threads that wait on each other)."""
     import torch
 
-    threads = getattr(context.engine, "cpu_threads", None)
+    threads = context.engine.cpu_threads
     if threads and not torch.cuda.is_available():
         torch.set_num_threads(threads)
 

@@ -17,8 +17,8 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from builder.config.yaml_file import short
 from builder.errors import RecipeError
-from builder.pipeline.recipe_yaml import short
 
 
 def runtime_only(default: Any, **bounds: float) -> Any:
