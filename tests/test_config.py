@@ -11,7 +11,7 @@ from builder.pipeline.executors.local import LocalExecutor
 from builder.pipeline.recipe import load_recipe
 from builder.pipeline.step import StepContext
 from builder.registry import EXECUTORS, STEPS
-from builder.stages.evaluate import EvalParams
+from builder.stages.eval_params import EvalParams
 from builder.stages.extract import ExtractParams
 from tests.helpers import ROOT, TINY
 

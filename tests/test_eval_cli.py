@@ -146,3 +146,31 @@ def test_eval_of_a_broken_model_folder_is_one_line_naming_it(
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert code == 2 and len(errors) == 1 and errors[0].startswith(f"model folder {model}"), errors
     assert "\n" not in errors[0]
+
+
+def test_eval_flags_are_the_eval_steps_settings_with_their_defaults():
+    """`builder eval`'s flags come from `EvalParams`: every field is a flag or named as not one,
+    and with no flag given the command builds exactly the step's defaults."""
+    import argparse
+    import dataclasses
+
+    from builder.cli import eval as eval_cli
+    from builder.stages.eval_params import EvalParams
+
+    flagged = {name for helps in eval_cli.FLAGS.values() for name in helps}
+    fields = {f.name for f in dataclasses.fields(EvalParams)}
+    assert flagged | eval_cli.NOT_FLAGS == fields and not flagged & eval_cli.NOT_FLAGS
+
+    parser = argparse.ArgumentParser()
+    eval_cli.register(parser.add_subparsers())
+    args = parser.parse_args(["eval", "--model", "m"])
+    defaults = EvalParams()
+    assert {name: getattr(args, name) for name in flagged} == {
+        name: getattr(defaults, name) for name in flagged
+    }
+    args = parser.parse_args(
+        ["eval", "--model", "m", "--benchmarks", "mbpp, ds1000", "--top-p", "0.5",
+         "--workers", "3", "--checkpoints", "--fix-find-zero"]
+    )  # fmt: skip
+    assert (args.benchmarks, args.top_p, args.workers) == (["mbpp", "ds1000"], 0.5, 3)
+    assert args.checkpoints is True and args.fix_find_zero is True and args.base_only is False

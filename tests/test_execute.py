@@ -303,3 +303,40 @@ def test_task_figures_count_every_sample_of_a_task_across_chunks(store_uri, tmp_
                        (1, 1, 1.0)]  # fmt: skip
     manifest = json.loads(open_store(store_uri).read_text("tester/tf-execute", "main", "manifest.json"))
     assert manifest["stats"]["failure:assertion"] == 1 and manifest["stats"]["failure:NameError"] == 1
+
+
+@needs_bwrap
+def test_a_recipes_sandbox_options_reach_the_backend_which_checks_them(store_uri, tmp_path, caplog):
+    """`sandbox.options` are the backend's own settings: a folder bound read-only for imports
+    here (a program that needs it passes only with it), and a name the backend does not take is
+    a one-line error before any work."""
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "house_rules.py").write_text("LIMIT = 7\n")
+    code = "from house_rules import LIMIT\n\ndef cap(x):\n    return min(x, LIMIT)"
+    rows = [{"instruction_id": "i1", "sample_index": 0, "response": response(code, "assert cap(9) == 7")}]
+    publish_responses(store_uri, "tester/ex-responses", rows, tmp_path)
+    assert run_cli("run", TINY, "--only", "execute", *settings(store_uri, tmp_path)) == 0
+    (plain,) = export_rows(store_uri, "tester/ex-execute", tmp_path)
+    assert plain["exec_status"] == "fail" and "ModuleNotFoundError" in plain["exec_error"]
+
+    bound = ["--set", f"sandbox.options.python_paths=[{library}]"]
+    assert run_cli("run", TINY, "--only", "execute", *settings(store_uri, tmp_path), *bound) == 0
+    (with_library,) = export_rows(store_uri, "tester/ex-execute", tmp_path)
+    assert with_library["exec_status"] == "pass"  # a new fingerprint: the option is a setting
+
+    caplog.clear()
+    wrong = ["--set", "sandbox.options.imagee=python:3.11"]
+    assert run_cli("run", TINY, "--only", "execute", *settings(store_uri, tmp_path), *wrong) != 0
+    err = caplog.text
+    assert "sandbox.options.imagee: not an option of the local sandbox" in err
+    assert "python_paths" in err and "infra_retries" in err
+
+
+def test_sandboxes_say_what_they_can_do_and_the_harness_version_keys_their_verdicts():
+    from builder.registry import SANDBOXES
+    from builder.sandbox.base import HARNESS_VERSION
+
+    binds = {name: SANDBOXES.load(name).binds_host_python for name in ("local", "docker", "e2b")}
+    assert binds == {"local": True, "docker": True, "e2b": False}
+    assert {SANDBOXES.load(n).harness_version for n in binds} == {HARNESS_VERSION}

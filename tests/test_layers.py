@@ -157,7 +157,9 @@ def test_the_check_sees_an_upward_import_a_deferred_one_and_a_cycle(tmp_path):
     (package / "stages" / "x.py").write_text("from builder.store import base\n")
     (package / "pipeline" / "rows.py").write_text("from . import step\n")
     (package / "pipeline" / "step.py").write_text(
-        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from builder.pipeline import rows\n"
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from builder.pipeline import rows\n"
     )
     found = problems(tmp_path)
     assert "upward import: builder.store.base (floor 1) -> builder.stages.x (floor 14)" in found

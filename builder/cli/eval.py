@@ -10,7 +10,50 @@ from pathlib import Path
 
 log = logging.getLogger("builder.eval")
 
-DEFAULT_CACHE = "~/.cache/code-instruct-builder/eval"  # the eval step's default too
+# The flags that are `EvalParams` fields: the flag is the field's name with dashes, its type
+# and default are the field's (`--benchmarks` takes a comma-separated list, a bool field is a
+# switch). Here only which group each is in and its help; a field in neither this nor
+# NOT_FLAGS fails a test, so a new setting of the step is never missing from the command.
+FLAGS = {
+    "grading (EvalPlus's options, same defaults)": {
+        "sandbox": "sandbox backend (default: local)",
+        "workers": "programs at once (default: one per CPU)",
+        "cache_dir": "ground truth and completions",
+        "test_details": "check every input (no fast check)",
+        "min_time_limit": "seconds, at least, per test",
+        "gt_time_limit_factor": "times the ground truth's time, per test",
+        "base_only": "only the base tests",
+        "run_plus_after_base_fail": "also run plus tests of samples that failed base "
+        "(scores unchanged)",
+        "fix_find_zero": "grade HumanEval/32 as EvalPlus after 0.3.1 (0.3.1 fails every solution)",
+    },
+    "LiveCodeBench problems": {
+        "lcb_release": "release_v1 .. release_v6 or release_latest (data folder)",
+        "start_date": "first contest date, YYYY-MM-DD",
+        "end_date": "last contest date, YYYY-MM-DD",
+    },
+    "generation (with --model)": {
+        "benchmarks": "comma-separated",
+        "revision": "the model's revision",
+        "engine": "engine backend (transformers, vllm, openai; default: transformers)",
+        "n_samples": "samples per task (pass@k)",
+        "temperature": "0: greedy",
+        "top_p": "nucleus sampling",
+        "max_tokens": "per sample",
+        "seed": "of sample 0 (sample i: seed + i)",
+        "template": "prompt template (prompts/instruct.yaml), or `chat`: the model's own chat "
+        "template (default: sc2-instruct)",
+        "batch_size": "transformers engine batch size",
+        "limit": "only the first N tasks of each benchmark",
+        "checkpoints": "a model repository of the store: also every checkpoint branch of it",
+    },
+    "publishing (with --model)": {
+        "repo": "results dataset (default: <namespace>/<model name>-eval)",
+    },
+}
+# Fields with a flag of another shape (`--model`, `--data-file`) or none: `input` and
+# `chunk_size` are a recipe's, `baseline` compares with a recipe's base model.
+NOT_FLAGS = {"model", "data_files", "input", "chunk_size", "baseline"}
 
 
 def register(subparsers) -> None:
@@ -28,77 +71,64 @@ def register(subparsers) -> None:
         "--benchmark", help="with --samples: humaneval+, mbpp+, ds-1000, livecodebench"
     )
     cmd.add_argument(
-        "--benchmarks", default="humaneval+,mbpp+", help="with --model (comma-separated)"
-    )
-    cmd.add_argument(
         "--data-file", help="the benchmark in EvalPlus's jsonl(.gz) format (default: pinned copy)"
     )
     cmd.add_argument("--results", metavar="OUT.json", help="write {task_id: {base, plus}} verdicts")
-    lcb = cmd.add_argument_group("LiveCodeBench problems")
-    lcb.add_argument(
-        "--lcb-release", help="release_v1 .. release_v6 or release_latest (data folder)"
-    )
-    lcb.add_argument("--start-date", help="first contest date, YYYY-MM-DD")
-    lcb.add_argument("--end-date", help="last contest date, YYYY-MM-DD")
-    grading = cmd.add_argument_group("grading (EvalPlus's options, same defaults)")
-    grading.add_argument("--sandbox", default="local", help="sandbox backend (default: local)")
-    grading.add_argument("--workers", type=int, help="programs at once (default: one per CPU)")
-    grading.add_argument("--cache-dir", default=DEFAULT_CACHE, help="ground truth and completions")
-    grading.add_argument(
-        "--test-details", action="store_true", help="check every input (no fast check)"
-    )
-    grading.add_argument("--min-time-limit", type=float, default=1.0)
-    grading.add_argument("--gt-time-limit-factor", type=float, default=4.0)
-    grading.add_argument("--base-only", action="store_true")
-    grading.add_argument(
-        "--run-plus-after-base-fail",
-        action="store_true",
-        help="also run plus tests of samples that failed base (scores unchanged)",
-    )
-    grading.add_argument(
-        "--fix-find-zero",
-        action="store_true",
-        help="grade HumanEval/32 as EvalPlus after 0.3.1 (0.3.1 fails every solution)",
-    )
-    gen = cmd.add_argument_group("generation (with --model)")
-    gen.add_argument("--revision", help="the model's revision")
-    gen.add_argument(
-        "--engine", default="transformers", help="engine backend (transformers, vllm, openai)"
-    )
-    gen.add_argument("--n-samples", type=int, default=1, help="samples per task (pass@k)")
-    gen.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
-    gen.add_argument("--top-p", type=float, default=1.0)
-    gen.add_argument("--max-tokens", type=int, default=512)
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument(
-        "--template",
-        default="sc2-instruct",
-        help="prompt template (prompts/instruct.yaml), or `chat`: the model's own chat template",
-    )
-    gen.add_argument("--batch-size", type=int, default=8, help="transformers engine batch size")
-    gen.add_argument("--limit", type=int, help="only the first N tasks of each benchmark")
-    pub = cmd.add_argument_group("publishing (with --model)")
+    groups = {title: cmd.add_argument_group(title) for title in FLAGS}
+    for title, helps in FLAGS.items():
+        add_field_flags(groups[title], helps)
+    pub = groups["publishing (with --model)"]  # the store's own flags beside `--repo`
     pub.add_argument("--store", default="local:.builder/store", help="'hf' or 'local:DIR'")
-    pub.add_argument("--repo", help="results dataset (default: <namespace>/<model name>-eval)")
     pub.add_argument("--public", action="store_true")
     pub.add_argument("--no-publish", action="store_true")
     cmd.set_defaults(handler=_cmd_eval)
 
 
+def add_field_flags(group, helps: dict[str, str]) -> None:
+    """One flag per `EvalParams` field named in `helps`, typed and defaulted by the field."""
+    import dataclasses
+    import types
+    import typing
+
+    from builder.stages.eval_params import EvalParams
+
+    hints = typing.get_type_hints(EvalParams)
+    fields = {f.name: f for f in dataclasses.fields(EvalParams)}
+    for name, text in helps.items():
+        f, hint = fields[name], hints[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        flag = "--" + name.replace("_", "-")
+        if hint is bool:
+            group.add_argument(flag, action="store_true", help=text)
+            continue
+        if isinstance(hint, types.UnionType):  # `X | None`: the X
+            (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        kind = _comma_list if typing.get_origin(hint) is list else hint
+        shown = ",".join(default) if isinstance(default, list) else default
+        group.add_argument(flag, type=kind, default=default, help=f"{text} (default: {shown})"
+                           if shown is not None and "default:" not in text else text)  # fmt: skip
+
+
+def _comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def _setup(args):
+    from builder.evaluation.benchmarks import GradingSetup
     from builder.evaluation.evalplus_grader import GradeOptions
-    from builder.evaluation.run import GradingSetup
+    from builder.sandbox.config import SandboxConfig
 
     options = GradeOptions(
         fast_check=not args.test_details, min_time_limit=args.min_time_limit,
         gt_time_limit_factor=args.gt_time_limit_factor, base_only=args.base_only,
         skip_plus_on_base_fail=not args.run_plus_after_base_fail, fix_find_zero=args.fix_find_zero,
     )  # fmt: skip
-    return GradingSetup(args.sandbox, args.workers, Path(args.cache_dir).expanduser(), options)
+    backend = args.sandbox or SandboxConfig().backend
+    return GradingSetup(backend, args.workers, Path(args.cache_dir).expanduser(), options)
 
 
 def _selection(args):
-    from builder.evaluation.run import Selection
+    from builder.evaluation.benchmarks import Selection
 
     return Selection(args.lcb_release, args.start_date, args.end_date)
 
@@ -137,7 +167,7 @@ def _evaluate_model(args):
     from builder.errors import BuilderError
     from builder.pipeline.recipe import HubConfig, Recipe
     from builder.pipeline.runner import plan_step, run_step
-    from builder.stages.evaluate import EvalParams
+    from builder.stages.eval_params import EvalParams
     from builder.store import open_store, split_ref
 
     model, revision = args.model, args.revision
@@ -145,20 +175,13 @@ def _evaluate_model(args):
         model, revision = split_ref(model)
         if args.revision and args.revision != revision:
             raise BuilderError(f"--model {args.model} and --revision {args.revision} disagree")
-    benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
+    benchmarks = args.benchmarks
     if args.data_file and len(benchmarks) > 1:
         raise BuilderError("--data-file goes with a single benchmark")
+    flags = {name: getattr(args, name) for helps in FLAGS.values() for name in helps}
     params = EvalParams(
-        model=model, revision=revision, benchmarks=benchmarks,
+        **{**flags, "revision": revision}, model=model,
         data_files={benchmarks[0]: args.data_file} if args.data_file else {},
-        lcb_release=args.lcb_release, start_date=args.start_date, end_date=args.end_date,
-        n_samples=args.n_samples, temperature=args.temperature, top_p=args.top_p,
-        max_tokens=args.max_tokens, seed=args.seed, template=args.template,
-        test_details=args.test_details, min_time_limit=args.min_time_limit,
-        gt_time_limit_factor=args.gt_time_limit_factor, base_only=args.base_only,
-        run_plus_after_base_fail=args.run_plus_after_base_fail, fix_find_zero=args.fix_find_zero,
-        sandbox=args.sandbox, engine=args.engine, batch_size=args.batch_size,
-        workers=args.workers, cache_dir=args.cache_dir, repo=args.repo, limit=args.limit,
     )  # fmt: skip
     for name, problem in out_of_range(params):
         raise BuilderError(f"--{name.replace('_', '-')} {problem}")

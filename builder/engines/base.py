@@ -175,6 +175,6 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
-def open_engine(backend: str, model: str, revision: str | None, config) -> Engine:
+def open_engine(backend: str, model: str, revision: str | None, config: EngineConfig) -> Engine:
     """A new engine of `backend` for `model` (its module is imported only now)."""
     return ENGINES.create(backend, model, revision, config)

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from builder.engines.base import Completion, Engine, Request, Sampling, open_engine
 from builder.engines.cache import CacheCounts, CompletionCache, request_key
+from builder.engines.config import EngineConfig
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class EngineSpec:
     backend: str
     model: str
     revision: str | None
-    config: object  # builder.pipeline.recipe.EngineConfig
+    config: EngineConfig
 
     def key(self) -> str:
         return repr((self.backend, self.model, self.revision, self.config))

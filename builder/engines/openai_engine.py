@@ -40,7 +40,7 @@ class OpenAIEngine(Engine):
         multiply the load on the server."""
         return {"max_workers": 1}
 
-    def __init__(self, model: str, revision: str | None, config) -> None:
+    def __init__(self, model: str, revision: str | None, config: EngineConfig) -> None:
         super().__init__(model, revision, config)
         import openai  # noqa: F401  # fail now, with the engine's own message, if missing
 

@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 from builder.engines.base import Completion, Engine, OnDone, Request, cut_at_stop, error_completion
+from builder.engines.config import EngineConfig
 from builder.engines.model_folder import check_model_folder
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 class TransformersEngine(Engine):
     backend = "transformers"
 
-    def __init__(self, model: str, revision: str | None, config) -> None:
+    def __init__(self, model: str, revision: str | None, config: EngineConfig) -> None:
         super().__init__(model, revision, config)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -70,7 +70,7 @@ class VLLMEngine(Engine):
         """`tensor_parallel_size` GPUs per engine, none on vLLM's CPU build."""
         return {"gpus": float(config.tensor_parallel_size if runs_on_gpus() else 0)}
 
-    def __init__(self, model: str, revision: str | None, config) -> None:
+    def __init__(self, model: str, revision: str | None, config: EngineConfig) -> None:
         super().__init__(model, revision, config)
         if Path(model).expanduser().is_dir():
             check_model_folder(Path(model).expanduser())
@@ -86,7 +86,7 @@ class VLLMEngine(Engine):
         self.llm = LLM(**self._arguments(model, revision, config))
 
     @staticmethod
-    def _arguments(model: str, revision: str | None, config) -> dict:
+    def _arguments(model: str, revision: str | None, config: EngineConfig) -> dict:
         from vllm.engine.arg_utils import EngineArgs
         from vllm.platforms import current_platform
 

@@ -127,7 +127,7 @@ def _estimate(recipe: Recipe, name: str, store, before: Estimate | None) -> tupl
         e.rows_in, e.rows_in_from = float(counted), "input"
     elif before is not None:
         e.rows_in, e.rows_in_from = before.rows_out, "estimate"
-    if e.rows_in is not None and getattr(params, "limit", None) is not None:
+    if e.rows_in is not None and params.limit is not None:
         e.rows_in = min(e.rows_in, float(params.limit))
     if current and manifest is not None:
         e.rows_out = manifest.get("rows_out")
@@ -152,7 +152,7 @@ def _follow(recipe, name, store, e: Estimate, facts, estimates, published) -> No
     if e.current or facts.get("_rows_out") is None:
         return
     step = facts.get("_step") or STEPS.load(name)(recipe.stages[name], step_context(recipe, store))
-    leader = getattr(step, "rows_follow", lambda: None)()
+    leader = step.rows_follow()
     before, after = published.get(leader), estimates.get(leader)
     if leader and before and after is not None and after.rows_out is not None:
         e.rows_out = after.rows_out * facts["_rows_out"] / before

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 class RowStage(Step):
     adds: ClassVar[tuple[str, ...]] = ()
     # Input rows per checkpointed chunk: the most work a crash can lose.
-    chunk_size: ClassVar[int] = 1000
+    chunk_size: int | None = 1000
 
     def __init__(self, params, context=None):
         super().__init__(params, context)
@@ -78,12 +78,6 @@ class RowStage(Step):
     def card_notes(self) -> str:
         """Extra markdown for the dataset card (method details a reader needs)."""
         return ""
-
-    def rows_follow(self) -> str | None:
-        """The recipe step whose rows this one's output count follows, when it is not its own
-        input's (one row per task: `select`'s follow the instructions, not the samples);
-        `builder plan` scales by it. None: its own input."""
-        return None
 
     def figures(self) -> list[dict]:
         """Figures over every row, gathered in `survey`/`finalize`: published in the manifest

@@ -94,7 +94,7 @@ def run_step(plan: StepPlan, recipe: Recipe, executor=None) -> str:
 
 
 def _run_step(plan: StepPlan, recipe: Recipe, executor, work_dir: Path) -> str:
-    chunk_size = getattr(plan.step, "chunk_size", None)
+    chunk_size = plan.step.chunk_size
     # Chunk boundaries are part of the folder's name: chunks cut differently never mix.
     folder_name = plan.fingerprint + (f"-c{chunk_size}" if chunk_size else "")
     checkpoint = Checkpoint(work_dir / plan.repo.replace("/", "--") / folder_name)
@@ -126,7 +126,7 @@ def _run_and_publish(plan: StepPlan, recipe: Recipe, checkpoint, executor) -> st
     manifest = _manifest(plan, recipe, facts)
     manifest.setdefault("timings", {"run_s": round(time.monotonic() - started, 2)})
     if manifest.get("rows_in") is not None or manifest.get("training"):  # for `builder plan`
-        manifest["measured"] = measured(manifest, getattr(recipe.engine, "backend", None))
+        manifest["measured"] = measured(manifest, recipe.engine.backend)
     title = step.commit_title(manifest, _describe(plan.source))
     revision = publish(
         plan.store, plan.repo, output, manifest, step.card(manifest), title,

@@ -22,9 +22,10 @@ from builder.config.fields import bounded, runtime_only
 from builder.engines.config import EngineConfig
 from builder.errors import StageError
 from builder.pipeline.executors.base import Executor
-from builder.pipeline.inputs import InputSource
+from builder.pipeline.inputs import InputSource, ModelInput, StoreInput
 from builder.pipeline.resources import Resources, WorkerResources
 from builder.sandbox.config import SandboxConfig
+from builder.store import Store
 
 # What a step publishes: the repository type it goes to, and the `kind` in its manifest.
 KINDS = {"dataset": "dataset", "evaluation": "dataset", "model": "model"}
@@ -69,6 +70,24 @@ class StepContext:
     work_dir: str = ".builder/work"
     store: str = ""  # the recipe's store URI, for steps that name repositories of it
     namespace: str = ""  # where the recipe's repositories are
+
+
+class InputOpener(Protocol):
+    """How a step opens its input, pinned (the runner's `step_inputs.Inputs`)."""
+
+    def previous_stage(self) -> StoreInput: ...
+
+    def stage(self, spec: str) -> StoreInput: ...
+
+    def dataset(self, repo: str, revision: str = "main", split: str = "train") -> StoreInput: ...
+
+    def models(self) -> Store: ...
+
+    def model_of(self, spec: str) -> ModelInput: ...
+
+    def has_model(self, name: str) -> bool: ...
+
+    def model_repo(self, repo: str, revision: str = "main") -> ModelInput: ...
 
 
 class Revisions(Protocol):
@@ -125,19 +144,27 @@ class Step:
     description: ClassVar[str] = ""
     implemented: ClassVar[bool] = True
     reads: tuple[str, ...] = ()  # input columns it needs, checked before any work
+    # Row stages: input rows per checkpointed chunk (None: a step that has no chunks).
+    chunk_size: int | None = None
 
     def __init__(self, params: StepParams, context: StepContext | None = None):
         self.params = params
         self.context = context or StepContext()
-        if params.chunk_size is not None and not hasattr(type(self), "chunk_size"):
+        if params.chunk_size is not None and type(self).chunk_size is None:
             raise StageError(f"stages.{self.name}.chunk_size: '{self.name}' has no chunks")
         self._resources: WorkerResources | None = None
         self._owns_resources = False
 
     # -- what the runner asks before any work ----------------------------------------------
 
-    def open_input(self, inputs: Any) -> "InputSource | None":
-        """The step's input, pinned. `inputs` (runner.Inputs) opens the recipe's stages and
+    def rows_follow(self) -> str | None:
+        """The recipe step whose rows this step's output count follows, when it is not its own
+        input's (one row per task: `select`'s follow the instructions, not the samples);
+        `builder plan` scales by it. None: its own input."""
+        return None
+
+    def open_input(self, inputs: InputOpener) -> InputSource | None:
+        """The step's input, pinned. `inputs` (step_inputs.Inputs) opens the recipe's stages and
         store repositories; the default reads the previous stage (or the `input` key)."""
         return inputs.previous_stage()
 

@@ -7,9 +7,10 @@ decides. Each sample also says why it failed (`exec_failure`) and how many asser
 has (`exec_asserts`), and each its task's figures: `task_samples`, `task_passed`,
 `task_pass_rate` (see `task_figures.py`), so the dataset alone tells how hard each task was for
 the model. Verdicts are cached by the program's hash and the sandbox settings (see
-`sandbox/verdict_cache.py`), so a rerun or a resume after `kill -9` executes nothing twice (`kill -9`
-loses at most the batch in flight; Ctrl-C loses nothing finished: the sandbox pool cancels what
-has not started and kills what runs, and the verdicts already in are committed). If the sandbox
+`sandbox/verdict_cache.py`), so a rerun or a resume after `kill -9` executes nothing twice
+(`kill -9` loses at most the batch in flight; Ctrl-C loses nothing finished: the sandbox pool
+cancels what has not started and kills what runs, and the verdicts already in are committed).
+If the sandbox
 itself keeps failing (`infra_error` after its own retries), the chunk fails and nothing is
 published: a rerun retries just those programs.
 """

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from builder.engines.base import BACKENDS, Sampling
 from builder.engines.cache import CompletionCache
+from builder.engines.config import EngineConfig
 from builder.engines.generator import EngineSpec, Generator
 from builder.engines.model import chat_tokenizer, public_name, resolve_model
 from builder.errors import StageError
@@ -42,7 +43,7 @@ from builder.stages.generation.prompting import render_chat
 class GenerationSetup:
     model: str  # what the engine loads: a Hub id or a folder
     revision: str
-    engine: Any  # builder.pipeline.recipe.EngineConfig
+    engine: EngineConfig
     cache_path: str
     display: str = ""  # how cards name the model (a GGUF file by its own name)
     source: dict | None = None  # a GGUF file's lineage (engines.model.ModelRef.source)
