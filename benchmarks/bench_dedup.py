@@ -174,6 +174,15 @@ def run(name: str, texts: list[str], extra_truth: list[tuple[int, int]] = ()) ->
     print(f"same decision for {same / len(texts):.1%} of functions (the hash functions differ)")
 
 
+# The smallest setting, a run of seconds that the test suite makes (tests/test_benchmarks.py;
+# {tmp}: a fresh folder, {port}: a free port, {root}: the repository): a change that breaks the
+# script fails CI.
+SMALLEST = [
+    "--source", "python:stdlib", "--limit", "300", "--planted-base", "100",
+    "--memory-sample", "100",
+]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", default="python:all")

@@ -73,6 +73,12 @@ def jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
 
 
+# The smallest setting, a run of seconds that the test suite makes (tests/test_benchmarks.py;
+# {tmp}: a fresh folder, {port}: a free port, {root}: the repository): a change that breaks the
+# script fails CI.
+SMALLEST = ["--source", "stdlib", "--limit", "100"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", default="stdlib", help="stdlib or all (python_corpus)")

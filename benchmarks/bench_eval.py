@@ -1,7 +1,7 @@
 """Grading wall time: `builder eval --samples` against `evalplus.evaluate`, same file, same data.
 
     python benchmarks/bench_eval.py [--samples FILE.jsonl] [--kind mixed|canonical]
-                                    [--benchmark humaneval+|mbpp+] [--workers 2]
+                                    [--benchmark humaneval+|mbpp+] [--workers 2] [--tasks N]
                                     [--evalplus-parallel 1,2] [--repeat 1] [--canonical-check]
 
 Both sides grade the same sample file (default: one sample per task of the pinned data, either
@@ -59,16 +59,23 @@ def scores(stdout: str) -> list[str]:
     return [line.split()[-1] for line in stdout.splitlines() if line.startswith("pass@1")]
 
 
-def main() -> None:
+# The smallest setting, a run of seconds that the test suite makes (tests/test_benchmarks.py;
+# {tmp}: a fresh folder, {port}: a free port, {root}: the repository): a change that breaks the
+# script fails CI.
+SMALLEST = ["--tasks", "2", "--kind", "canonical", "--evalplus-parallel", "1", "--repeat", "0"]
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmark", default="humaneval+", choices=list(EVALPLUS_BENCHMARKS))
     parser.add_argument("--samples", help="a samples file (default: built from --kind)")
     parser.add_argument("--kind", default="mixed", choices=["mixed", "canonical"])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--evalplus-parallel", default="1,2", help="evalplus --parallel values")
-    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=1, help="warm rounds (0: none)")
     parser.add_argument("--canonical-check", action="store_true")
-    args = parser.parse_args()
+    parser.add_argument("--tasks", type=int, help="only the first N tasks (default: all)")
+    args = parser.parse_args(argv)
     # Not under /tmp: the sandboxes mount their own /tmp, and the ground truth must reach them.
     cache = Path("~/.cache/code-instruct-builder").expanduser()
     cache.mkdir(parents=True, exist_ok=True)
@@ -84,7 +91,8 @@ def run(args, work: Path) -> None:
         return canonical_check(work)
     dataset, pinned = EVALPLUS_BENCHMARKS[args.benchmark]
     data = work / pinned.replace(".gz", "")
-    data.write_bytes(read_jsonl_bytes(SHARED_DATA / pinned))
+    lines = [line for line in read_jsonl_bytes(SHARED_DATA / pinned).decode().splitlines() if line]
+    data.write_text("\n".join(lines[: args.tasks]) + "\n")  # both sides grade this file
     problems = [json.loads(line) for line in data.read_text().splitlines() if line.strip()]
     samples = Path(args.samples) if args.samples else work / f"samples-{args.kind}.jsonl"
     if not args.samples:
@@ -118,9 +126,10 @@ def run(args, work: Path) -> None:
             elapsed, outputs[name] = run_timed(command, env)
             if round_index == 0:
                 print(f"  first round (empty caches at its start): {name:24s} {elapsed:7.1f} s")
-            else:
+            if round_index > 0 or args.repeat == 0:  # --repeat 0: the first round is compared
                 times[name].append(elapsed)
-    print(f"warm runs (best of {args.repeat}), load average {os.getloadavg()[0]:.2f} at end:")
+    rounds = f"best of {args.repeat}" if args.repeat else "none: the first round"
+    print(f"warm runs ({rounds}), load average {os.getloadavg()[0]:.2f} at end:")
     base = min(times["ours"])
     for name, values in times.items():
         print(

@@ -79,6 +79,12 @@ def model_flops_per_token(model, config, seq_len: int) -> float:
     return 6 * params + 12 * config.num_hidden_layers * config.hidden_size * seq_len
 
 
+# The smallest setting, a run of seconds that the test suite makes (tests/test_benchmarks.py;
+# {tmp}: a fresh folder, {port}: a free port, {root}: the repository): a change that breaks the
+# script fails CI.
+SMALLEST = ["--steps", "1", "--warmup", "1", "--accumulation", "1", "--seq-len", "128"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="tiny", choices=sorted(ARCHITECTURES))
@@ -89,13 +95,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1, help="per device")
     parser.add_argument("--accumulation", type=int, default=4, help="micro-batches per step")
     parser.add_argument("--steps", type=int, default=6, help="timed optimizer steps")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed optimizer steps first")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed optimizer steps first (>= 1)")
     parser.add_argument("--peak-tflops", type=float, help="device peak, for MFU (H100/H200: 989)")
     parser.add_argument("--no-gradient-checkpointing", action="store_true")
     parser.add_argument(
         "--threads", type=int, default=1, help="CPU only: torch threads (more thrash a tiny model)"
     )
     args = parser.parse_args()
+    if args.warmup < 1 or args.steps < 1:  # the timing starts at the end of the warm-up
+        parser.error("--warmup and --steps must be at least 1")
     if args.config != "tiny" and not args.random_init:
         parser.error(f"--config {args.config} trains random weights: add --random-init")
     logging.basicConfig(level=logging.WARNING)

@@ -37,10 +37,10 @@ import time
 from pathlib import Path
 
 from builder.pipeline.checkpoint import Checkpoint
-from builder.pipeline.chunks import process_chunks
 from builder.pipeline.corpus import python_corpus
+from builder.pipeline.executors.local import LocalExecutor
 from builder.pipeline.inputs import InputSource
-from builder.pipeline.rows import DROP_DETAIL, DROP_REASON
+from builder.pipeline.rows import DROP_DETAIL, DROP_REASON, process_chunks
 from builder.stages.extract import extract_functions
 from builder.stages.seeds.import_inference import infer_imports
 from builder.stages.seeds.pyright_setup import (
@@ -123,7 +123,8 @@ def ours(rows: list[dict], procs: int) -> tuple[float, dict[str, str | None]]:
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = Checkpoint(Path(folder))
         started = time.perf_counter()
-        indices = process_chunks("typecheck", stage, RowsInput(rows), checkpoint)
+        with LocalExecutor() as executor:  # `num_proc` worker processes, as `builder run`
+            indices = process_chunks(stage, RowsInput(rows), checkpoint, executor)
         elapsed = time.perf_counter() - started
         verdicts: dict[str, str | None] = {r["id"]: None for r in checkpoint.iter_kept(indices)}
         for row in checkpoint.iter_dropped(indices):
@@ -144,6 +145,12 @@ def explain_differences(rows, differing, base_verdicts, verdicts, most: int = 20
               f"stage {verdicts[function_id]!r}")
     if len(differing) > most:
         print(f"  ... and {len(differing) - most} more")
+
+
+# The smallest setting, a run of seconds that the test suite makes (tests/test_benchmarks.py;
+# {tmp}: a fresh folder, {port}: a free port, {root}: the repository): a change that breaks the
+# script fails CI.
+SMALLEST = ["--n", "20", "--procs", "1", "--alone", "2"]
 
 
 def main() -> None:

@@ -59,6 +59,15 @@ def _seconds(value) -> str:
     return f"{value:,.0f} s" if value else ""
 
 
+# The smallest setting, a run of seconds that the test suite makes (tests/test_benchmarks.py;
+# {tmp}: a fresh folder, {port}: a free port, {root}: the repository): a change that breaks the
+# script fails CI.
+SMALLEST = [
+    "{root}/hub_configs/tiny.yaml", "--set", "hub.store=local:{tmp}/store",
+    "--set", "hub.namespace=tester",
+]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe")

@@ -4,6 +4,7 @@ whether the tests notice. Not part of the test suite: it takes tens of minutes.
     python benchmarks/mutation.py run [--module builder/store/local.py ...] [--out DIR]
     python benchmarks/mutation.py breaks [--only NAME ...]   # the hand-made breaks of issue 17
     python benchmarks/mutation.py list [--module ...]        # the mutants, without running
+    python benchmarks/mutation.py check                      # every module and break still fits
 
 `run` copies the repository's files (tracked and untracked, not ignored) to a temporary folder,
 runs the test pool there once under coverage, recording which test runs which line (in the
@@ -351,12 +352,43 @@ def run_breaks(args) -> None:
                 print(f"    {test}")
 
 
+def check(args) -> None:
+    """Without running any test: every module to mutate still exists and yields mutants, and
+    every hand-made break still finds its text once in its module (a break whose text moved
+    would otherwise only be reported when `breaks` runs). Exits 1 on a stale entry."""
+    stale = []
+    for module, functions in MODULES.items():
+        path = ROOT / module
+        found = mutants(module, path.read_bytes(), functions) if path.exists() else []
+        print(f"{module}: {len(found)} mutants")
+        if not found:
+            stale.append(f"{module}: missing, or nothing to mutate")
+    for name, module, old, _new, tests in BREAKS:
+        path = ROOT / module
+        count = path.read_text().count(old) if path.exists() else 0
+        missing = [t for t in tests if not (ROOT / t.partition("::")[0]).exists()]
+        print(f"break {name!r}: its text {count} time(s) in {module}")
+        if count != 1 or missing:
+            stale.append(f"break {name!r}: text found {count} times in {module}, missing tests "
+                         f"{missing}")  # fmt: skip
+    for line in stale:
+        print(f"STALE {line}")
+    if stale:
+        raise SystemExit(1)
+
+
 def list_mutants(args) -> None:
     for module in args.module or list(MODULES):
         found = mutants(module, (ROOT / module).read_bytes(), MODULES[module])
         print(f"{module}: {len(found)} mutants")
         for m in found:
             print(f"  {m.line:4} {m.function or '-':28} {m.operator:8} {m.description[:70]}")
+
+
+# The smallest setting, a run of seconds that the test suite makes (tests/test_benchmarks.py;
+# {tmp}: a fresh folder, {port}: a free port, {root}: the repository): a change that breaks the
+# script fails CI.
+SMALLEST = ["check"]
 
 
 def main() -> None:
@@ -377,6 +409,7 @@ def main() -> None:
     listing = sub.add_parser("list")
     listing.add_argument("--module", action="append", choices=list(MODULES))
     listing.set_defaults(handler=list_mutants)
+    sub.add_parser("check").set_defaults(handler=check)
     args = parser.parse_args()
     args.handler(args)
 

@@ -30,6 +30,45 @@ def run_cli(*args: str) -> int:
     return main([str(a) for a in args])
 
 
+def sets(values: dict) -> list[str]:
+    """`--set KEY=VALUE` for each item, in order (values as text: paths, numbers, lists)."""
+    return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+
+
+def recipe_settings(tmp_path: Path, name: str, store: str | None = None, **more) -> list[str]:
+    """The overrides every test recipe gets: its own name, a store (default: a local one in
+    `tmp_path`), the `tester` namespace and a work folder in `tmp_path`; then `more`, whose
+    keys are dotted recipe keys with `__` for the dots (`stages__execute__timeout_s=2`)."""
+    values = {
+        "name": name,
+        "hub.store": store or f"local:{tmp_path / 'store'}",
+        "hub.namespace": "tester",
+        "work_dir": tmp_path / "work",
+    }
+    return sets({**values, **{key.replace("__", "."): v for key, v in more.items()}})
+
+
+def smallest_setting(script: Path, **values) -> list[str]:
+    """A benchmark's `SMALLEST` arguments (read from its source: the script is not imported),
+    with `{tmp}`, `{port}` and `{root}` filled in from `values` (root: the repository)."""
+    import ast
+
+    for node in ast.parse(script.read_text()).body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", "") for t in node.targets] == [
+            "SMALLEST"
+        ]:
+            return [arg.format(**{"root": ROOT, **values}) for arg in ast.literal_eval(node.value)]
+    raise AssertionError(f"{script.name} declares no SMALLEST setting")
+
+
+def head_manifest(store, repo: str, revision: str = "main", kind: str = "dataset") -> dict:
+    """The manifest of `repo` at `revision` (a branch or commit) in `store` (a Store or URI)."""
+    from builder.store import open_store
+
+    repos = open_store(store, kind) if isinstance(store, str) else store
+    return json.loads(repos.read_text(repo, repos.resolve(repo, revision), "manifest.json"))
+
+
 def write_corpus(folder: Path) -> Path:
     """A hand-made corpus: 3 functions to keep, 1 duplicate, 1 file that does not parse."""
     files = {

@@ -15,7 +15,7 @@ import pytest
 from builder.sandbox.response_code import program_from_response
 from builder.store import open_store
 from tests import witness
-from tests.helpers import ROOT, TINY, export_rows, run_cli
+from tests.helpers import ROOT, TINY, export_rows, recipe_settings, run_cli
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
 
@@ -38,8 +38,7 @@ def publish_responses(store_uri: str, repo: str, rows: list[dict], tmp_path) -> 
 
 
 def settings(store_uri, tmp_path, name="ex", timeout_s=2):
-    return ["--set", f"name={name}", "--set", f"hub.store={store_uri}", "--set", "hub.namespace=tester",
-            "--set", f"work_dir={tmp_path / 'work'}", "--set", f"stages.execute.timeout_s={timeout_s}"]
+    return recipe_settings(tmp_path, name, store_uri, stages__execute__timeout_s=timeout_s)
 
 
 def test_program_is_the_python_blocks_in_order():

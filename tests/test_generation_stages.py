@@ -3,7 +3,6 @@ random model (CPU): published revisions and their counts, reruns that ask the en
 twice, and `kill -9` in the middle of `responses`. The end-to-end run and the kill are run with
 the `transformers` backend and with `vllm` (its CPU build; skipped only where it is missing)."""
 
-import json
 import logging
 import sqlite3
 
@@ -13,7 +12,17 @@ import pytest
 
 from builder.store import open_store
 from tests import witness
-from tests.helpers import FAST_VLLM, TINY, export_rows, needs_vllm, run_cli, write_corpus
+from tests.helpers import (
+    FAST_VLLM,
+    TINY,
+    export_rows,
+    head_manifest,
+    needs_vllm,
+    recipe_settings,
+    run_cli,
+    sets,
+    write_corpus,
+)
 
 GENERATION = ("judge", "concepts", "instructions", "responses")
 
@@ -38,40 +47,14 @@ INSTRUCTIONS = [
 def settings(tmp_path, tiny_model, name="gen"):
     """A recipe small enough to run in seconds on CPU (short prompts, few tokens). The model is
     random: its steps keep (almost) nothing, so the run goes on past an empty step."""
-    return [
-        "--set",
-        "stop_when_empty=false",
-        "--set",
-        f"name={name}",
-        "--set",
-        f"hub.store=local:{tmp_path / 'store'}",
-        "--set",
-        "hub.namespace=tester",
-        "--set",
-        f"work_dir={tmp_path / 'work'}",
-        "--set",
-        f"model={tiny_model}",
-        "--set",
-        "engine.cpu_threads=1",
-        "--set",
-        "stages.judge.num_fewshots=2",
-        "--set",
-        "stages.judge.max_tokens=4",
-        "--set",
-        "stages.concepts.num_fewshots=1",
-        "--set",
-        "stages.concepts.max_tokens=24",
-        "--set",
-        "stages.instructions.num_fewshots=1",
-        "--set",
-        "stages.instructions.max_tokens=24",
-        "--set",
-        "stages.responses.num_fewshots=0",
-        "--set",
-        "stages.responses.max_tokens=24",
-        "--set",
-        "stages.responses.n=2",
-    ]
+    return ["--set", "stop_when_empty=false", *recipe_settings(tmp_path, name), *sets({
+        "model": tiny_model, "engine.cpu_threads": 1,
+        "stages.judge.num_fewshots": 2, "stages.judge.max_tokens": 4,
+        "stages.concepts.num_fewshots": 1, "stages.concepts.max_tokens": 24,
+        "stages.instructions.num_fewshots": 1, "stages.instructions.max_tokens": 24,
+        "stages.responses.num_fewshots": 0, "stages.responses.max_tokens": 24,
+        "stages.responses.n": 2,
+    })]  # fmt: skip
 
 
 VLLM = ["--set", "engine.backend=vllm"] + [
@@ -87,8 +70,7 @@ BACKENDS = [
 
 
 def manifest(tmp_path, repo):
-    store = open_store(f"local:{tmp_path / 'store'}")
-    return json.loads(store.read_text(repo, store.resolve(repo), "manifest.json"))
+    return head_manifest(f"local:{tmp_path / 'store'}", repo)
 
 
 def card(tmp_path, repo):

@@ -7,7 +7,6 @@ records, not from the cache counts the stages report about themselves."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pyarrow as pa
@@ -19,7 +18,7 @@ from builder.stages.generation.library import fewshot_examples
 from builder.stages.generation.prompting import render_concepts
 from builder.store import open_store
 from tests import witness
-from tests.helpers import TINY, export_rows, run_cli, write_corpus
+from tests.helpers import TINY, export_rows, head_manifest, recipe_settings, run_cli, write_corpus
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
 CHAIN = ("judge", "concepts", "instructions", "responses", "execute", "mutate", "select")
@@ -30,19 +29,15 @@ def settings(tmp_path, name):
     model = tmp_path / "model"  # the witness engine loads nothing: a folder that pins is enough
     model.mkdir(exist_ok=True)
     (model / "config.json").write_text("{}")
-    return [
-        "--set", f"name={name}", "--set", f"hub.store=local:{tmp_path / 'store'}",
-        "--set", "hub.namespace=tester", "--set", f"work_dir={tmp_path / 'work'}",
-        "--set", f"model={model}", "--set", "engine.backend=witness",
-        "--set", "sandbox.backend=witness", "--set", "stages.judge.input=extract",
-        "--set", "stages.responses.n=2", "--set", "stages.execute.workers=1",
-        "--set", "stages.mutate.workers=1",
-    ]  # fmt: skip
+    return recipe_settings(
+        tmp_path, name, model=model, engine__backend="witness", sandbox__backend="witness",
+        stages__judge__input="extract", stages__responses__n=2, stages__execute__workers=1,
+        stages__mutate__workers=1,
+    )
 
 
 def manifest(tmp_path, repo):
-    store = open_store(f"local:{tmp_path / 'store'}")
-    return json.loads(store.read_text(repo, store.resolve(repo), "manifest.json"))
+    return head_manifest(f"local:{tmp_path / 'store'}", repo)
 
 
 def rows(tmp_path, repo, split="train"):

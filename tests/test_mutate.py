@@ -167,7 +167,7 @@ def test_the_benchmark_runs_at_its_smallest_setting_and_ranks_the_test_blocks():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import bench_mutate
 
-    figures = bench_mutate.main(["--samples", "4", "--workers", "2"])
+    figures = bench_mutate.main(bench_mutate.SMALLEST)  # bench_mutate.py at its smallest
     assert [figures[side]["samples"] for side in bench_mutate.SIDES] == [4, 4, 4]
     means = [figures[side]["mean_strength"] for side in bench_mutate.SIDES]
     assert means[0] > means[1] > means[2]  # people's tests > one assert > nothing checked

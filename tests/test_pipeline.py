@@ -7,19 +7,18 @@ import pytest
 
 from builder.errors import StageError
 from builder.store import open_store
-from tests.helpers import TINY, export_rows, run_cli, write_corpus
+from tests.helpers import TINY, export_rows, recipe_settings, run_cli, write_corpus
 
 
 @pytest.fixture
 def settings(store_uri, tmp_path, request):
     # One recipe name per test, so tests sharing the session's fake Hub never see each other.
     name = "t" + str(abs(hash(request.node.nodeid)) % 10**8)
-    return [
-        "--set", f"name={name}", "--set", f"hub.store={store_uri}", "--set", "hub.namespace=tester",
-        "--set", f"work_dir={tmp_path / 'work'}",
-        "--set", f"stages.extract.source={write_corpus(tmp_path / 'corpus')}",
-        "--set", "stages.extract.num_proc=2",
-    ], f"tester/{name}-extract"
+    corpus = write_corpus(tmp_path / "corpus")
+    args = recipe_settings(
+        tmp_path, name, store_uri, stages__extract__source=corpus, stages__extract__num_proc=2
+    )
+    return args, f"tester/{name}-extract"
 
 
 def status(settings, capsys):

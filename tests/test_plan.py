@@ -9,9 +9,8 @@ import pytest
 
 from builder.pipeline.plan import parse_rates, plan_recipe
 from builder.pipeline.recipe import load_recipe
-from builder.store import open_store
 from tests import witness
-from tests.helpers import ROOT, TINY, run_cli
+from tests.helpers import ROOT, TINY, head_manifest, run_cli
 from tests.test_generation_witness import CHAIN, NO_TO_FETCH, needs_bwrap, settings
 
 STEPS = ("extract", *CHAIN)
@@ -22,9 +21,7 @@ def overrides(args: list[str]) -> list[str]:
 
 
 def manifest(tmp_path, step):
-    store = open_store(f"local:{tmp_path / 'store'}")
-    repo = f"tester/pl-{step}"
-    return json.loads(store.read_text(repo, store.resolve(repo), "manifest.json"))
+    return head_manifest(f"local:{tmp_path / 'store'}", f"tester/pl-{step}")
 
 
 @needs_bwrap

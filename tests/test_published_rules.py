@@ -17,7 +17,7 @@ import pytest
 
 from builder.stages.extract import extract_functions
 from builder.stages.seeds import function_rules as rules
-from tests.helpers import ROOT
+from tests.helpers import ROOT, smallest_setting
 
 pytest.importorskip("tree_sitter")
 pytest.importorskip("tree_sitter_python")
@@ -134,9 +134,9 @@ def test_nested_returns_agrees_with_the_published_return_test(name):
 def test_the_side_by_side_benchmark_runs_at_its_smallest_setting(tmp_path):
     """`bench_seeds_reference.py` end to end on a few dozen functions of the standard library:
     both sides run, and every difference falls in a named class."""
+    script = ROOT / "benchmarks" / "bench_seeds_reference.py"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_seeds_reference.py"), "--source",
-         "stdlib", "--limit", "40", "--work", str(tmp_path)],
+        [sys.executable, str(script), *smallest_setting(script, tmp=tmp_path)],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]

@@ -14,7 +14,6 @@ vLLM engine on a real model is measured by the README's runs).
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pytest
 
 from builder.stages.generation.parse import parse_instruction, parse_response
 from builder.store import open_store
-from tests.helpers import ROOT, export_rows, run_cli
+from tests.helpers import ROOT, export_rows, head_manifest, run_cli, sets
 
 SPECIFIC_REASONS = {
     "judge": {"judge_no", "judge_unclear"},
@@ -95,15 +94,11 @@ def settings(tmp_path: Path, work_dir: Path, gguf: Path, mode: str) -> list[str]
         "stages.eval.max_tokens": 96,
         "stages.eval.benchmarks": "[humaneval+]",
     }
-    args = []
-    for key, value in values.items():
-        args += ["--set", f"{key}={value}"]
-    return args
+    return sets(values)
 
 
 def manifest(store: str, repo: str, kind: str = "dataset") -> dict:
-    repos = open_store(store, kind)
-    return json.loads(repos.read_text(repo, repos.resolve(repo), "manifest.json"))
+    return head_manifest(store, repo, kind=kind)
 
 
 @pytest.mark.slow

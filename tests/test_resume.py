@@ -12,7 +12,7 @@ from pathlib import Path
 
 from builder.store import open_store
 from tests import witness
-from tests.helpers import TINY, export_rows, run_cli
+from tests.helpers import TINY, export_rows, recipe_settings, run_cli
 
 DONE_BEFORE_KILL = 2  # chunks (of 200 files) finished before the workers stop
 
@@ -25,9 +25,10 @@ def corpus_dirs() -> str:
 
 
 def settings(name, store_uri, work_dir, source):
-    return ["--set", f"name={name}", "--set", f"hub.store={store_uri}",
-            "--set", "hub.namespace=tester", "--set", f"work_dir={work_dir}",
-            "--set", f"stages.extract.source={source}", "--set", "stages.extract.num_proc=2"]
+    return recipe_settings(
+        work_dir.parent, name, store_uri, work_dir=work_dir, stages__extract__source=source,
+        stages__extract__num_proc=2,
+    )
 
 
 def test_kill_9_mid_extract_then_rerun_equals_an_uninterrupted_run(store_uri, tmp_path):

@@ -23,7 +23,7 @@ from builder.registry import STEPS
 from builder.store import open_store
 from tests import space_store
 from tests.fake_hub import free_port
-from tests.helpers import ROOT, TINY, export_rows
+from tests.helpers import ROOT, TINY, export_rows, head_manifest
 
 pytest.importorskip("gradio")
 sys.path.insert(0, str(ROOT / "spaces"))
@@ -109,7 +109,7 @@ def test_a_page_on_the_hub_is_read_by_ranges_without_downloading_the_shard(
 
 
 def _manifest(store, repo):
-    return json.loads(store.read_text(repo, store.resolve(repo), "manifest.json"))
+    return head_manifest(store, repo)
 
 
 # -- the app, through its API -------------------------------------------------------------------

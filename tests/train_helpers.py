@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.helpers import head_manifest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # A few optimizer steps on CPU in float32, a checkpoint every 2 steps.
@@ -87,4 +89,4 @@ def write_recipe(folder: Path, name: str, model: Path, store: str, data: str, **
 
 
 def manifest(store, repo: str, revision: str = "main") -> dict:
-    return json.loads(store.read_text(repo, store.resolve(repo, revision), "manifest.json"))
+    return head_manifest(store, repo, revision)
