@@ -31,7 +31,7 @@ import tracemalloc
 
 from tqdm.auto import tqdm
 
-from builder.pipeline.corpus import python_corpus
+from builder.pipeline.folder_input import python_corpus
 from builder.stages.dedup.quality import ShingleSets, evaluate, plant_near_duplicates, similar_pairs
 from builder.stages.dedup.sketch import shingles
 from builder.stages.dedup.stage import DedupParams, DedupStage

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from builder.pipeline.corpus import python_corpus
+from builder.pipeline.folder_input import python_corpus
 from builder.pipeline.rows import Drop
 from builder.stages.dedup.stage import DedupParams, DedupStage
 from builder.stages.extract import extract_functions

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from builder.pipeline.recipe import load_recipe
-from builder.pipeline.run import run_recipe
+from builder.pipeline.recipe_runner import run_recipe
 from builder.stages.extract import ExtractParams, ExtractStage
 from builder.store import open_store
 

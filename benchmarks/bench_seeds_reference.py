@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference_seeds as ref  # noqa: E402
 
 from builder.data import BENCHMARKS_DIR, PUBLISHED_RULES  # noqa: E402
-from builder.pipeline.corpus import python_corpus  # noqa: E402
+from builder.pipeline.folder_input import python_corpus  # noqa: E402
 from builder.stages.seeds import function_rules as rules  # noqa: E402
 
 log = logging.getLogger("bench_seeds_reference")

@@ -51,7 +51,7 @@ WORDS = [
 
 
 def generate(store_dir: Path, rows: int) -> None:
-    from builder.pipeline.card import render_card
+    from builder.pipeline.dataset_card import render_card
     from builder.pipeline.publish import publish
     from builder.pipeline.shards import ShardWriter
     from builder.store import open_store

@@ -37,9 +37,9 @@ import time
 from pathlib import Path
 
 from builder.pipeline.checkpoint import Checkpoint
-from builder.pipeline.corpus import python_corpus
 from builder.pipeline.executors.local import LocalExecutor
-from builder.pipeline.inputs import InputSource
+from builder.pipeline.folder_input import python_corpus
+from builder.pipeline.input_sources import InputSource
 from builder.pipeline.rows import DROP_DETAIL, DROP_REASON, process_chunks
 from builder.stages.extract import extract_functions
 from builder.stages.seeds.import_inference import infer_imports

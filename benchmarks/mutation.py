@@ -45,7 +45,7 @@ MODULES = {  # module -> the functions to mutate (empty: all)
     "builder/store/local.py": (),
     "builder/store/local_records.py": (),
     "builder/store/files.py": (),
-    "builder/pipeline/runner.py": (),
+    "builder/pipeline/step_runner.py": (),
     "builder/pipeline/publish.py": (),
     "builder/pipeline/rows.py": (),
     "builder/pipeline/checkpoint.py": (),
@@ -67,7 +67,7 @@ OWN_TESTS = {  # tried first for a module's mutants
     "builder/store/local.py": ("tests/test_store",),
     "builder/store/local_records.py": ("tests/test_store",),
     "builder/store/files.py": ("tests/test_store",),
-    "builder/pipeline/runner.py": (
+    "builder/pipeline/step_runner.py": (
         "tests/test_runner_guarantees", "tests/test_pipeline", "tests/test_reliability"
     ),
     "builder/pipeline/publish.py": (

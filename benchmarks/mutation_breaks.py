@@ -76,7 +76,7 @@ BREAKS = [
     (
         # 5. A step's extra settings (model, sandbox, benchmark files) out of the fingerprint.
         "the fingerprint leaves out a stage's extra settings",
-        "builder/pipeline/runner.py",
+        "builder/pipeline/step_runner.py",
         '        "extra": step.fingerprint_extra(),\n',
         "",
         ["tests/test_staleness.py"],

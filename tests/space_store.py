@@ -17,8 +17,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from builder.evaluation.card import render_card as render_eval_card
-from builder.pipeline.card import render_card
+from builder.evaluation.eval_card import render_card as render_eval_card
+from builder.pipeline.dataset_card import render_card
 from builder.pipeline.publish import publish
 from builder.pipeline.shards import ShardWriter
 from builder.stages.execute.figures import StrengthFigures

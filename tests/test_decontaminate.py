@@ -13,7 +13,7 @@ import pytest
 
 from builder.data import BENCHMARKS_DIR
 from builder.errors import StageError
-from builder.pipeline.corpus import python_corpus
+from builder.pipeline.folder_input import python_corpus
 from builder.stages.decontaminate.benchmarks import (
     BENCHMARKS,
     Piece,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from builder.errors import StageError
-from builder.pipeline.corpus import python_corpus
+from builder.pipeline.folder_input import python_corpus
 from builder.pipeline.rows import Drop
 from builder.stages.dedup import NearDuplicateIndex, shingle_hash, shingles, signatures
 from builder.stages.dedup import sketch as signatures_module

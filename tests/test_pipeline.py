@@ -116,7 +116,7 @@ def test_a_later_stage_needs_its_input_published(tmp_path, caplog, monkeypatch):
     # `filter` is not implemented yet; planning the input check uses the runner directly.
     from builder.errors import StageError
     from builder.pipeline.recipe import load_recipe
-    from builder.pipeline.runner import plan_step
+    from builder.pipeline.step_runner import plan_step
 
     recipe_file = tmp_path / "r.yaml"
     recipe_file.write_text("name: r\nhub:\n  store: local:" + str(tmp_path / "s") + "\n  namespace: ns\n"
@@ -199,7 +199,7 @@ def test_store_push_replays_local_history_on_the_hub_once(fake_hub, tmp_path, mo
 
 def test_run_without_only_skips_unimplemented_stages_and_what_they_feed(tmp_path, monkeypatch, caplog):
     from builder.pipeline.recipe import load_recipe
-    from builder.pipeline.run import select_stages
+    from builder.pipeline.recipe_runner import select_stages
     from builder.registry import STEPS
 
     recipe_file = tmp_path / "r.yaml"
@@ -221,7 +221,7 @@ def test_two_first_publishes_of_one_stage_conflict(tmp_path):
     """Both runs planned before the repo existed: the second must not overwrite the first."""
     from builder.errors import CommitConflict
     from builder.pipeline.recipe import load_recipe
-    from builder.pipeline.runner import plan_step, run_step
+    from builder.pipeline.step_runner import plan_step, run_step
 
     corpus = write_corpus(tmp_path / "corpus")
     overrides = [f"hub.store=local:{tmp_path / 's'}", f"stages.extract.source={corpus}"]

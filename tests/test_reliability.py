@@ -184,7 +184,7 @@ def test_published_records_name_no_local_path(tmp_path, tiny_model):
 
 
 def test_a_damaged_checkpoint_is_named_and_redone(tmp_path, caplog, monkeypatch):
-    import builder.pipeline.runner as runner
+    import builder.pipeline.step_runner as runner
 
     args = _args(tmp_path) + ["--set", "stages.extract.limit=4"]
     monkeypatch.setattr(runner, "publish", lambda *a, **k: (_ for _ in ()).throw(OSError("hub down")))

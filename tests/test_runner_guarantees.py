@@ -12,12 +12,12 @@ from typing import ClassVar
 import pytest
 
 from builder.errors import StageError
-from builder.pipeline import runner
+from builder.pipeline import step_runner
 from builder.pipeline.checkpoint import Checkpoint
 from builder.pipeline.executors.local import LocalExecutor
 from builder.pipeline.recipe import load_recipe
+from builder.pipeline.recipe_runner import run_recipe
 from builder.pipeline.rows import ChunkResult, Drop
-from builder.pipeline.run import run_recipe
 from builder.pipeline.step import Step, StepParams
 from builder.stages.extract import ExtractStage
 from builder.store import open_store
@@ -64,11 +64,11 @@ def test_a_fingerprint_does_not_drift_between_versions():
     computed (key order, length, hashing) makes every store in the world stale at once. If this
     fails, that is what the change does; make it on purpose or not at all."""
     step = FixedStep(FixedParams())
-    assert runner._fingerprint(step, PinnedSource()) == "e676ab8668e58b2f"
+    assert step_runner._fingerprint(step, PinnedSource()) == "e676ab8668e58b2f"
     extra_reordered = {"a": {"b": None, "y": 2.5}, "z": 1}
     step.fingerprint_extra = lambda: extra_reordered  # the same settings, built in another order
-    assert runner._fingerprint(step, PinnedSource()) == "e676ab8668e58b2f"
-    assert runner._fingerprint(FixedStep(FixedParams(size=4)), PinnedSource()) != "e676ab8668e58b2f"
+    assert step_runner._fingerprint(step, PinnedSource()) == "e676ab8668e58b2f"
+    assert step_runner._fingerprint(FixedStep(FixedParams(size=4)), PinnedSource()) != "e676ab8668e58b2f"
 
 
 def test_chunks_cut_differently_are_never_mixed(tmp_path, monkeypatch):
@@ -110,7 +110,7 @@ def test_a_checkpoint_left_behind_after_publishing_is_removed_by_the_next_run(
     tmp_path, monkeypatch
 ):
     args = args_for(tmp_path)
-    monkeypatch.setattr(runner.Checkpoint, "remove", lambda self: None)  # died after publishing
+    monkeypatch.setattr(step_runner.Checkpoint, "remove", lambda self: None)  # died after publishing
     assert run_cli("run", TINY, "--only", "extract", *args) == 0
     monkeypatch.undo()
     assert list((tmp_path / "work").glob("*/*/chunks"))
@@ -135,10 +135,10 @@ def test_run_step_closes_the_executor_it_made_and_not_one_it_was_given(tmp_path,
     monkeypatch.setattr(LocalExecutor, "close", lambda self: closed.append(self))
     recipe = load_recipe(TINY, [a for a in args_for(tmp_path) if a != "--set"])
     store = open_store(recipe.hub.store)
-    runner.run_step(runner.plan_step(recipe, "extract", store), recipe)
+    step_runner.run_step(step_runner.plan_step(recipe, "extract", store), recipe)
     assert len(closed) == 1
     given = LocalExecutor()
-    runner.run_step(runner.plan_step(recipe, "filter", store), recipe, given)
+    step_runner.run_step(step_runner.plan_step(recipe, "filter", store), recipe, given)
     assert len(closed) == 1  # the caller's to close
 
 
@@ -179,7 +179,7 @@ def test_branch_revisions_publish_off_main_and_list_only_their_own_fingerprint(t
     """What a training step uses to publish checkpoints and to find one to resume from."""
     recipe = load_recipe(TINY, [a for a in args_for(tmp_path) if a != "--set"])
     store = open_store(recipe.hub.store)
-    revisions = runner.BranchRevisions(runner.plan_step(recipe, "extract", store), recipe)
+    revisions = step_runner.BranchRevisions(step_runner.plan_step(recipe, "extract", store), recipe)
     assert revisions.published("step-") == {}  # no repository yet
     folder = tmp_path / "checkpoint"
     folder.mkdir()
@@ -198,7 +198,7 @@ def test_branch_revisions_publish_off_main_and_list_only_their_own_fingerprint(t
     # Another fingerprint (another limit) does not resume from these branches.
     changed = [a for a in args_for(tmp_path) if a != "--set"] + ["stages.extract.limit=2"]
     recipe = load_recipe(TINY, changed)
-    other = runner.BranchRevisions(runner.plan_step(recipe, "extract", store), recipe)
+    other = step_runner.BranchRevisions(step_runner.plan_step(recipe, "extract", store), recipe)
     assert other.published("step-") == {}
 
 

@@ -149,7 +149,7 @@ def test_serve_names_a_taken_port_a_bad_port_or_a_foreign_address_in_one_line(ca
 def test_figures_quote_model_text_as_text_in_the_space_and_fenced_in_the_card():
     from space_app.figures import figures_html
 
-    from builder.pipeline.card import figures_markdown
+    from builder.pipeline.dataset_card import figures_markdown
 
     sneaky = HOSTILE + "\n```\n[click](http://evil.example)\n````"
     figures = [

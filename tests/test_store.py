@@ -136,7 +136,7 @@ def test_model_repositories_and_updating_one_file(store_uri, tmp_path):
 
 
 def test_eval_scores_go_into_the_model_card(store_uri, tmp_path):
-    from builder.evaluation.card import write_model_index
+    from builder.evaluation.eval_card import write_model_index
 
     models = open_store(store_uri, repo_type="model")
     models.create_repo("tester/scored", private=True)

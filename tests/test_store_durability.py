@@ -141,27 +141,27 @@ def stage_args(root: Path, corpus: Path) -> list[str]:
 @contextmanager
 def crash_in_publish(step, kill=False, steps=None):
     """Crash at step `step` of `builder.pipeline.publish.publish`, as the runner calls it."""
-    from builder.pipeline import runner
+    from builder.pipeline import step_runner
 
-    real = runner.publish
+    real = step_runner.publish
 
     def publish(*args, **kwargs):
         with crash_at(step, kill, steps):
             return real(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "publish", publish)
+        patch.setattr(step_runner, "publish", publish)
         yield
 
 
 @pytest.mark.parametrize("kill", [False, True], ids=["exception", "kill"])
 def test_a_crash_at_any_step_of_a_stage_publish_then_the_rerun_publishes_once(tmp_path, kill, monkeypatch):
-    from builder.pipeline import runner
+    from builder.pipeline import step_runner
 
     # Faster: fsyncs only matter to a power cut, and the versions of 700 packages are the same.
     monkeypatch.setattr(os, "fsync", lambda fd: None)
-    versions = runner.software_versions()
-    monkeypatch.setattr(runner, "software_versions", lambda: versions)
+    versions = step_runner.software_versions()
+    monkeypatch.setattr(step_runner, "software_versions", lambda: versions)
     corpus = write_corpus(tmp_path / "corpus")
     steps: list[str] = []
     reference = tmp_path / "reference"

@@ -16,8 +16,8 @@ import jinja2
 import pytest
 import yaml
 
-from builder.pipeline.runner import BranchRevisions
-from builder.pipeline.step_inputs import materialize
+from builder.pipeline.input_opener import materialize
+from builder.pipeline.step_runner import BranchRevisions
 from builder.stages.train.data import conversations
 from builder.store import open_store
 from tests.helpers import run_cli

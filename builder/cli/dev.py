@@ -72,7 +72,7 @@ def fit_tiny_model(output: Path, epochs: int = FIT_SFT["num_train_epochs"]) -> P
     from builder.engines.config import EngineConfig
     from builder.engines.tiny_model import build_tiny_model
     from builder.pipeline.recipe import HubConfig, Recipe
-    from builder.pipeline.runner import plan_step, run_step
+    from builder.pipeline.step_runner import plan_step, run_step
     from builder.stages.generation.format_set import format_pairs
     from builder.stages.train.params import TrainParams
     from builder.store import open_store

@@ -166,7 +166,7 @@ def _evaluate_model(args):
     from builder.config.fields import out_of_range
     from builder.errors import BuilderError
     from builder.pipeline.recipe import HubConfig, Recipe
-    from builder.pipeline.runner import plan_step, run_step
+    from builder.pipeline.step_runner import plan_step, run_step
     from builder.stages.eval_params import EvalParams
     from builder.store import open_store, split_ref
 

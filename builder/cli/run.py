@@ -51,7 +51,7 @@ def add_set(parser: argparse.ArgumentParser) -> None:
 
 def cmd_run(args) -> int:
     from builder.pipeline.recipe import load_recipe
-    from builder.pipeline.run import run_recipe
+    from builder.pipeline.recipe_runner import run_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
     only = None
@@ -83,7 +83,7 @@ def cmd_plan(args) -> int:
 
 def cmd_status(args) -> int:
     from builder.pipeline.recipe import load_recipe
-    from builder.pipeline.run import recipe_status
+    from builder.pipeline.recipe_runner import recipe_status
 
     entries = recipe_status(load_recipe(args.recipe, args.overrides))
     if args.json:

@@ -28,8 +28,8 @@ from builder.pipeline.measured import measured
 from builder.pipeline.publish import read_manifest
 from builder.pipeline.recipe import Recipe
 from builder.pipeline.repo_names import repo_for, step_context
-from builder.pipeline.runner import plan_step
 from builder.pipeline.step import KINDS
+from builder.pipeline.step_runner import plan_step
 from builder.registry import STEPS
 from builder.store import open_store
 

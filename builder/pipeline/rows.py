@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 from tqdm.auto import tqdm
 
 from builder.errors import StageError
-from builder.pipeline.card import render_card
 from builder.pipeline.checkpoint import Checkpoint
 from builder.pipeline.chunk_data import (  # noqa: F401  (stages import these names from here)
     DROP_DETAIL,
@@ -32,8 +31,9 @@ from builder.pipeline.chunk_data import (  # noqa: F401  (stages import these na
     Row,
     text_of,
 )
+from builder.pipeline.dataset_card import render_card
 from builder.pipeline.executors.base import Executor, RowJob
-from builder.pipeline.inputs import InputSource
+from builder.pipeline.input_sources import InputSource
 from builder.pipeline.resources import Resources
 from builder.pipeline.shards import ShardWriter, parquet_columns
 from builder.pipeline.step import Step, StepRun

@@ -3,7 +3,7 @@
 A step pins its input (`open_input`), has a fingerprint (its name, version, parameters, the
 settings in `fingerprint_extra` and the pinned input), runs into an output folder, and says what
 kind of repository it publishes (`kind`: a dataset, a model, evaluation results) and what its
-card says. A step never talks to the store: the runner (`runner.py`) pins its input, runs it
+card says. A step never talks to the store: the runner (`step_runner.py`) pins its input, runs it
 and hands the folder to the publisher (`publish.py`).
 
 Row stages (`rows.py`: rows in, kept and dropped rows out) are the common kind; training and
@@ -22,7 +22,7 @@ from builder.config.fields import bounded, runtime_only
 from builder.engines.config import EngineConfig
 from builder.errors import StageError
 from builder.pipeline.executors.base import Executor
-from builder.pipeline.inputs import InputSource, ModelInput, StoreInput
+from builder.pipeline.input_sources import InputSource, ModelInput, StoreInput
 from builder.pipeline.resources import Resources, WorkerResources
 from builder.sandbox.config import SandboxConfig
 from builder.store import Store

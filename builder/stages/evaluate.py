@@ -30,8 +30,8 @@ from builder.evaluation.baseline import (
     with_baseline_section,
 )
 from builder.evaluation.benchmarks import GradingSetup, Selection, benchmark_name
-from builder.evaluation.card import _headline as headline
-from builder.evaluation.card import (
+from builder.evaluation.eval_card import _headline as headline
+from builder.evaluation.eval_card import (
     evaluation_facts,
     is_repo_id,
     model_index_transform,
@@ -41,7 +41,7 @@ from builder.evaluation.card import (
 from builder.evaluation.evalplus_grader import GradeOptions
 from builder.evaluation.prompts import CHAT, PROMPTS_FILE
 from builder.evaluation.run import GenerationSettings, evaluate_model
-from builder.pipeline.inputs import ModelInput
+from builder.pipeline.input_sources import ModelInput
 from builder.pipeline.resources import WorkerResources
 from builder.pipeline.step import CardUpdate, Step, StepRun
 from builder.stages.eval_params import EvalParams

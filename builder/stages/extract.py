@@ -28,8 +28,8 @@ from pathlib import Path
 from builder.config.fields import added_later, bounded, runtime_only
 from builder.errors import RecipeError, StageError
 from builder.pipeline.chunk_data import ChunkTask
-from builder.pipeline.corpus import DirInput, python_corpus
-from builder.pipeline.inputs import HubDatasetInput, InputSource
+from builder.pipeline.folder_input import DirInput, python_corpus
+from builder.pipeline.input_sources import HubDatasetInput, InputSource
 from builder.pipeline.rows import ChunkResult, Drop, Row, RowStage
 from builder.pipeline.step import StepParams
 from builder.stages import published_rules

@@ -122,7 +122,7 @@ class LocalModels:
         store = self.catalog.stores["model"]
         if self.catalog.config.on_hub:
             return repo, branch
-        from builder.pipeline.step_inputs import materialize
+        from builder.pipeline.input_opener import materialize
 
         commit = store.resolve(repo, branch)
         folder = Path(self.catalog.config.work_dir).expanduser() / "models"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from builder.evaluation.card import config_name
+from builder.evaluation.eval_card import config_name
 from space_app import safe_html as h
 from space_app.catalog import Catalog
 

@@ -5,7 +5,7 @@ value is escaped (`safe_html.py`): quoted model text shows as text, never as mar
 
 from __future__ import annotations
 
-from builder.pipeline.card import figure_cell
+from builder.pipeline.dataset_card import figure_cell
 from space_app import safe_html
 from space_app.catalog import Catalog, NotPublished
 

@@ -1,6 +1,6 @@
 """The executor interface: where a row stage's chunks run.
 
-The driver (`chunks.py`) cuts the input into chunk descriptors (`ChunkTask`: which input rows,
+The driver (`rows.process_chunks`) cuts the input into chunk descriptors (`ChunkTask`: which input rows,
 and light references to them such as file paths; never the rows themselves) and hands them to
 an executor with a `RowJob`: the stage, its pinned input, and the checkpoint folder. A `Worker`
 wherever the executor runs it loads each chunk's rows from the input, processes them and writes
@@ -28,7 +28,7 @@ from pathlib import Path
 from builder.pipeline.checkpoint import Checkpoint
 from builder.pipeline.chunk_data import ChunkProcessor, ChunkTask
 from builder.pipeline.executors.config import ExecutorConfig
-from builder.pipeline.inputs import InputSource
+from builder.pipeline.input_sources import InputSource
 from builder.pipeline.resources import Resources, WorkerResources
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from builder.errors import StageError
-from builder.pipeline.inputs import HubDatasetInput, InputSource
+from builder.pipeline.input_sources import HubDatasetInput, InputSource
 from builder.pipeline.rows import Row
 from builder.stages.train.params import is_data_file
 from builder.store import split_ref

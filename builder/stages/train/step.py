@@ -5,7 +5,7 @@ Its input is a stage of the recipe (`select` by default), a dataset repository o
 (`data.py`); its settings are TRL's and PEFT's own options (`params.py`). While training runs,
 every checkpoint the Trainer saves is published as a branch `step-NNNNNN` of the repository
 without waiting for the upload (`checkpoints.py`); the final model goes to `main` with a card
-that says what it was trained on and how (`card.py`). A killed run resumes from its last
+that says what it was trained on and how (`model_card.py`). A killed run resumes from its last
 checkpoint, in the work directory or, when that is gone, in the store; an unchanged step on an
 unchanged input trains nothing.
 
@@ -24,9 +24,9 @@ from typing import Any
 from builder.errors import StageError
 from builder.pipeline.step import Step, StepRun
 from builder.registry import STEPS
-from builder.stages.train.card import render_card
 from builder.stages.train.chat_format import TEMPLATE_FILE
 from builder.stages.train.data import open_training_input
+from builder.stages.train.model_card import render_card
 from builder.stages.train.params import TrainParams, check_names, option_names
 
 
@@ -100,7 +100,7 @@ def _pin_model(inputs, name: str, revision: str | None, context) -> BaseModel:
     """The base model, pinned: a model repository of the recipe's store (its files in a local
     folder), else a Hub id, a local folder or a GGUF file (converted once under work_dir)."""
     from builder.engines.model_folder import check_model_folder
-    from builder.pipeline.inputs import ModelInput
+    from builder.pipeline.input_sources import ModelInput
 
     if not name:
         raise StageError("stages.train: no base model (set `model` in the recipe or the step)")

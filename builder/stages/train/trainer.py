@@ -20,7 +20,6 @@ from typing import Any
 from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 
 from builder.errors import StageError
-from builder.stages.train.card import training_facts
 from builder.stages.train.chat_format import inference_template, training_template
 from builder.stages.train.checkpoints import (
     BRANCH_PREFIX,
@@ -31,6 +30,7 @@ from builder.stages.train.checkpoints import (
 from builder.stages.train.data import conversations, row_format
 from builder.stages.train.final import load_finished, save_final
 from builder.stages.train.metrics import loss_svg, write_tensorboard
+from builder.stages.train.model_card import training_facts
 from builder.stages.train.params import TrainParams, check_names, option_names
 from builder.stages.train.progress import ProgressBar
 

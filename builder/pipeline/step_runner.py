@@ -4,7 +4,7 @@ For each step it pins the input revision, checks the step's declared columns aga
 input, and computes a fingerprint (step, version, parameters, extra settings, input revision).
 If the published head already has that fingerprint, nothing runs. Otherwise the step runs into
 a work folder named by the fingerprint (row stages checkpoint their chunks there, see
-`chunks.py`), and its output, card and manifest are published as one commit whose parent is
+`rows.py`), and its output, card and manifest are published as one commit whose parent is
 the head the step started from.
 """
 
@@ -20,13 +20,13 @@ from pathlib import Path
 from builder.errors import StageError
 from builder.pipeline.checkpoint import Checkpoint
 from builder.pipeline.executors.local import LocalExecutor
-from builder.pipeline.inputs import InputSource
+from builder.pipeline.input_opener import Inputs
+from builder.pipeline.input_sources import InputSource
 from builder.pipeline.measured import measured
 from builder.pipeline.publish import MANIFEST_FORMAT, publish, read_manifest, update_card
 from builder.pipeline.recipe import Recipe
 from builder.pipeline.repo_names import repo_for, step_context, work_root
 from builder.pipeline.step import KINDS, Step, StepRun
-from builder.pipeline.step_inputs import Inputs
 from builder.pipeline.versions import software_versions
 from builder.pipeline.work_dir import check_work_dir, work_dir_errors
 from builder.registry import STEPS

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from builder.errors import RepoNotFound, StageError, StoreError
-from builder.pipeline.inputs import ModelInput, StoreInput
+from builder.pipeline.input_sources import ModelInput, StoreInput
 from builder.pipeline.publish import MANIFEST
 from builder.pipeline.recipe import Recipe
 from builder.pipeline.repo_names import repo_for

@@ -11,8 +11,8 @@ from builder.pipeline.plan_report import compare_estimate, compare_total, estima
 from builder.pipeline.publish import manifest_kind, read_manifest
 from builder.pipeline.recipe import Recipe
 from builder.pipeline.repo_names import repo_for
-from builder.pipeline.runner import plan_step, run_step
 from builder.pipeline.step import KINDS
+from builder.pipeline.step_runner import plan_step, run_step
 from builder.registry import EXECUTORS, STEPS
 from builder.store import Store, open_store
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from builder.errors import StageError
 from builder.pipeline.chunk_data import ChunkTask
-from builder.pipeline.inputs import InputSource
+from builder.pipeline.input_sources import InputSource
 from builder.pipeline.shards import Row
 
 _OUTSIDE = "a link to a file outside the corpus (not followed)"

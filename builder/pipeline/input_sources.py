@@ -1,4 +1,4 @@
-"""Inputs a step can read: a store revision, a Hub dataset, a model (and, in `corpus.py`, a
+"""Inputs a step can read: a store revision, a Hub dataset, a model (and, in `folder_input.py`, a
 local directory of `.py` files).
 
 Each input has a `ref` that pins what was read (a commit id, or a digest of a directory's
