@@ -26,8 +26,23 @@ needs_vllm = pytest.mark.skipif(
 FAST_VLLM = {"enforce_eager": True, "kv_cache_memory_bytes": 128 << 20}
 
 
+def dedent(source: str) -> str:
+    """A test's indented source block as a module: dedented, no leading blank line."""
+    return textwrap.dedent(source).lstrip()
+
+
 def run_cli(*args: str) -> int:
     return main([str(a) for a in args])
+
+
+def run_from_corpus(tmp_path: Path, args: list[str], steps: str) -> None:
+    """`extract` on the hand-made corpus, then `steps` (comma-separated) with `judge` reading
+    `extract` (the seed steps between left out): how the generation tests start."""
+    corpus = write_corpus(tmp_path / "corpus")
+    source = ["--set", f"stages.extract.source={corpus}"]
+    assert run_cli("run", TINY, "--only", "extract", *args, *source) == 0
+    judge_input = ["--set", "stages.judge.input=extract"]
+    assert run_cli("run", TINY, "--only", steps, *args, *judge_input) == 0
 
 
 def sets(values: dict) -> list[str]:

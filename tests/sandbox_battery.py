@@ -34,6 +34,27 @@ from builder.sandbox import Program, Sandbox, SandboxLimits
 from builder.sandbox._child import REPORT_FD
 from builder.sandbox.base import GiB, MiB
 
+# The shared tests: a backend's test module collects them by `from tests.sandbox_battery import *`
+__all__ = [
+    "test_verdicts_and_input_order",
+    "test_run_iter_gives_each_result_as_it_comes",
+    "test_default_limits_inside",
+    "test_multiprocessing_and_subprocess_work",
+    "test_early_exit_never_passes",
+    "test_forged_report_never_passes",
+    "test_asserts_are_on",
+    "test_resource_battery",
+    "test_specific_limit_messages",
+    "test_close_interrupts_running_programs",
+    "test_network_is_blocked",
+    "test_home_token_is_unreadable",
+    "test_environment_is_invisible",
+    "test_cannot_write_outside",
+    "test_cannot_see_host_processes_or_kill_the_parent",
+    "test_worker_cannot_be_tampered_with",
+    "test_humaneval_correct_pass_and_wrong_fail",
+]
+
 DATA = BENCHMARKS_DIR / "HumanEvalPlus-v0.1.9.jsonl.gz"
 PROJECT = Path(__file__).resolve().parents[1]
 SECRET = f"hf_secret_{uuid.uuid4().hex}"
@@ -61,6 +82,29 @@ class Backend:
     # and an assert that the workers of these ids are gone, both seen from the host.
     running: Callable[[Sandbox], bool] | None = None
     assert_gone: Callable[[list], None] | None = None
+
+
+def pooled_fixtures(make: Callable[..., Sandbox], **backend: Callable):
+    """The battery's fixtures for a backend of pooled slots, built by `make(limits, workers=)`:
+    `backend` (`Backend` with these fields), `sandbox` (the default slots) and `tight` (one
+    slot under TIGHT, so that the program after a misbehaving one runs in the very same one).
+    A test module assigns them: `backend, sandbox, tight = pooled_fixtures(...)`."""
+
+    @pytest.fixture(scope="module", name="backend")
+    def backend_fixture():
+        return Backend(make=lambda limits: make(limits, workers=1), **backend)
+
+    @pytest.fixture(scope="module", name="sandbox")
+    def sandbox_fixture():
+        with make(SandboxLimits(timeout_s=10)) as sb:
+            yield sb
+
+    @pytest.fixture(scope="module", name="tight")
+    def tight_fixture():
+        with make(TIGHT, workers=1) as sb:
+            yield sb
+
+    return backend_fixture, sandbox_fixture, tight_fixture
 
 
 # Run after a misbehaving program in the same single-worker sandbox: the state is clean again.

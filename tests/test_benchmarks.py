@@ -16,8 +16,12 @@ BENCHMARKS = ROOT / "benchmarks"
 SCRIPTS = sorted(
     p.name for p in BENCHMARKS.glob("*.py") if 'if __name__ == "__main__":' in p.read_text()
 )
-# Over 20 s at their smallest: EvalPlus's own start (~20 s whatever the size), a Ray cluster.
-SLOW = {"bench_eval.py", "bench_executors.py"}
+# Over 5 s at their smallest (EvalPlus's own start takes ~20 s whatever the size; a Ray cluster
+# starts; Pyright, vLLM or a corpus loads): left out of the quick subset, `-m "not slow"`.
+SLOW = {
+    "bench_eval.py", "bench_executors.py", "bench_typecheck.py", "bench_dedup_reference.py",
+    "bench_dedup.py", "bench_generation.py", "bench_train.py",
+}
 # Run at their smallest setting by a test that also checks what they print.
 DEDICATED = {
     "bench_mutate.py": "tests/test_mutate.py",

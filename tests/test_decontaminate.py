@@ -209,6 +209,7 @@ def test_planted_mbpp_contamination_is_found_at_100_percent(stage):
     assert result.stats["matched:mbpp+"] == 2 * 399 and not result.kept
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # invalid escapes in stdlib sources
 def test_the_standard_library_is_clean(stage):
     functions = []

@@ -23,7 +23,7 @@ from builder.engines.config import EngineConfig
 from builder.errors import BuilderError
 from builder.store import open_store
 from tests.fake_hub import free_port
-from tests.helpers import FAST_VLLM, TINY, export_rows, needs_vllm, run_cli, write_corpus
+from tests.helpers import FAST_VLLM, TINY, export_rows, needs_vllm, run_cli, run_from_corpus, sets
 from tests.test_engines import PROMPT
 from tests.test_generation_stages import INSTRUCTIONS, manifest, publish_rows, settings
 
@@ -109,7 +109,7 @@ def vllm_server(tiny_model, tmp_path_factory):
 
 @pytest.fixture(
     params=[
-        pytest.param("vllm_server", id="vllm-serve", marks=needs_vllm),
+        pytest.param("vllm_server", id="vllm-serve", marks=[needs_vllm, pytest.mark.slow]),
         pytest.param("transformers_server", id="transformers-serve"),
     ]
 )
@@ -136,6 +136,7 @@ def test_openai_engine_against_transformers_serve(transformers_server):
     assert engine.metrics.output_tokens > 0
 
 
+@pytest.mark.slow
 @needs_vllm
 def test_openai_engine_against_vllm_serve(vllm_server):
     engine = openai_engine(*vllm_server)
@@ -161,31 +162,9 @@ def test_openai_engine_against_vllm_serve(vllm_server):
 
 def test_builder_run_with_the_openai_backend(served_model, tmp_path):
     base_url, model = served_model
-    args = settings(tmp_path, model, name="served") + [
-        "--set",
-        "engine.backend=openai",
-        "--set",
-        f"engine.base_url={base_url}",
-        "--set",
-        "engine.max_retries=1",
-    ]
-    corpus = write_corpus(tmp_path / "corpus")
-    assert (
-        run_cli("run", TINY, "--only", "extract", *args, "--set", f"stages.extract.source={corpus}")
-        == 0
-    )
-    assert (
-        run_cli(
-            "run",
-            TINY,
-            "--only",
-            "judge,concepts,instructions,responses",
-            *args,
-            "--set",
-            "stages.judge.input=extract",
-        )
-        == 0
-    )
+    served = {"engine.backend": "openai", "engine.base_url": base_url, "engine.max_retries": 1}
+    args = settings(tmp_path, model, name="served") + sets(served)
+    run_from_corpus(tmp_path, args, "judge,concepts,instructions,responses")
     judge = manifest(tmp_path, "tester/served-judge")
     assert judge["rows_in"] == 3 and judge["stats"]["cache_misses"] == 3
     # responses on rows written by hand: two samples each, every sample a row.

@@ -18,6 +18,8 @@ from builder.errors import BuilderError
 from tests.helpers import FAST_VLLM, needs_vllm
 from tests.test_engines import PROMPT, run
 
+pytestmark = pytest.mark.slow  # each test starts vLLM (seconds each on 2 cores)
+
 # --- without vLLM: what a user sees when it is missing or broken ---
 
 

@@ -16,6 +16,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from builder.evaluation.evalplus_data import SHARED_DATA, read_jsonl_bytes
 from evaluation.mixed_samples import CHEAP_KINDS, make_solution, mixed, write_jsonl
 from tests.helpers import run_cli
@@ -71,6 +73,7 @@ def evalplus_verdicts(process: subprocess.Popen, samples) -> tuple[dict, list[st
     return table, re.findall(r"pass@1:\s+([0-9.]+)", out)
 
 
+@pytest.mark.slow
 def test_verdicts_and_scores_equal_evalplus_evaluate(tmp_path, cache_dir, capsys):  # noqa: F811
     need_bwrap()
     he_data, he_samples = subset(

@@ -77,6 +77,7 @@ EXPECTED = {  # kind -> (base status, plus status or None when skipped after a b
 }
 
 
+@pytest.mark.slow
 def test_each_kind_of_sample_gets_evalplus_verdict(cache_dir):
     need_bwrap()
     humaneval = load_evalplus("humaneval+")

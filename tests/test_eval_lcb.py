@@ -110,6 +110,7 @@ def test_prompt_uses_livecodebench_question_format(tmp_path):
     assert "```python\nclass Solution:\n    def twoSum" in instruction(data.problems["LCB/two-sum"])
 
 
+@pytest.mark.slow
 def test_samples_graded_with_livecodebench_rules(tmp_path, capsys):
     need_bwrap()
     folder = write_release(tmp_path / "lcb", ("test.jsonl", [SUM, TWO_SUM, HALF]))

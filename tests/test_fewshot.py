@@ -36,18 +36,19 @@ def test_the_library_has_at_least_16_distinct_examples():
     assert {e.category for e in EXAMPLES} == set(props.categories)  # every category shown
 
 
+def run_with_tests(code: str, tests: str, folder) -> subprocess.CompletedProcess:
+    """`code` then `tests`, as one program in a fresh interpreter (isolated mode)."""
+    program = folder / "program.py"
+    program.write_text(code + "\n\n\n" + tests + "\n")
+    return subprocess.run(
+        [sys.executable, "-I", str(program)],
+        capture_output=True, text=True, timeout=60, cwd=folder, check=False,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.name)
 def test_solution_passes_its_own_tests(example, tmp_path):
-    program = tmp_path / "solution.py"
-    program.write_text(example.implementation + "\n\n\n" + example.tests + "\n")
-    result = subprocess.run(
-        [sys.executable, "-I", str(program)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
+    result = run_with_tests(example.implementation, example.tests, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -71,16 +72,7 @@ def test_tests_catch_a_broken_solution(example, tmp_path):
         ast.fix_missing_locations(_ReturnNothing().visit(ast.parse(example.implementation)))
     )
     assert broken != ast.unparse(ast.parse(example.implementation))
-    program = tmp_path / "broken.py"
-    program.write_text(broken + "\n\n\n" + example.tests + "\n")
-    result = subprocess.run(
-        [sys.executable, "-I", str(program)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
+    result = run_with_tests(broken, example.tests, tmp_path)
     assert result.returncode != 0
 
 

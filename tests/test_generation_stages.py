@@ -20,6 +20,7 @@ from tests.helpers import (
     needs_vllm,
     recipe_settings,
     run_cli,
+    run_from_corpus,
     sets,
     write_corpus,
 )
@@ -65,7 +66,7 @@ VLLM = ["--set", "engine.backend=vllm"] + [
 # The generation stages through each backend: the recipe's own (transformers), and vLLM.
 BACKENDS = [
     pytest.param([], id="transformers"),
-    pytest.param(VLLM, id="vllm", marks=needs_vllm),
+    pytest.param(VLLM, id="vllm", marks=[needs_vllm, pytest.mark.slow]),
 ]
 
 
@@ -104,23 +105,7 @@ def test_generation_stages_run_end_to_end_and_publish_their_counts(
 ):
     caplog.set_level(logging.INFO)
     args = settings(tmp_path, tiny_model) + backend
-    corpus = write_corpus(tmp_path / "corpus")
-    assert (
-        run_cli("run", TINY, "--only", "extract", *args, "--set", f"stages.extract.source={corpus}")
-        == 0
-    )
-    assert (
-        run_cli(
-            "run",
-            TINY,
-            "--only",
-            ",".join(GENERATION),
-            *args,
-            "--set",
-            "stages.judge.input=extract",
-        )
-        == 0
-    )
+    run_from_corpus(tmp_path, args, ",".join(GENERATION))
     assert caplog.text.count("engine for") == 1  # the four stages shared one engine
 
     judge = manifest(tmp_path, "tester/gen-judge")
@@ -241,7 +226,8 @@ def test_stages_on_real_rows_and_reruns_ask_only_for_what_changed(tiny_model, tm
     [
         pytest.param(["--set", "engine.batch_size=1"], id="transformers"),
         pytest.param(
-            VLLM + ["--set", "engine.vllm_options.max_num_seqs=1"], id="vllm", marks=needs_vllm
+            VLLM + ["--set", "engine.vllm_options.max_num_seqs=1"], id="vllm",
+            marks=[needs_vllm, pytest.mark.slow],
         ),
     ],
 )

@@ -1,6 +1,6 @@
 """`imports`: the imports a function needs, prepended; a runaway function is killed and dropped."""
 
-import textwrap
+import pytest
 
 from builder.stages.seeds.import_inference import (
     ImportInferrer,
@@ -9,11 +9,9 @@ from builder.stages.seeds.import_inference import (
     infer_imports,
 )
 from builder.stages.seeds.imports import ImportsParams, ImportsStage
+from tests.helpers import dedent
 
-
-def fn(source: str) -> str:
-    return textwrap.dedent(source).lstrip()
-
+fn = dedent  # a function's source as the stage reads it
 
 def test_modules_typing_names_and_common_names_are_imported():
     function = fn('''
@@ -81,6 +79,7 @@ def test_the_child_does_not_see_the_callers_directory_or_pythonpath(tmp_path, mo
 SLOW = "def f(x):\n" + "".join(f"    x += name_{i}\n" for i in range(100_000)) + "    return x\n"
 
 
+@pytest.mark.slow
 def test_a_function_over_the_timeout_is_killed_and_the_next_one_still_runs():
     # Margins that no machine load bridges: the quick function takes about 0.3 s, the slow one
     # (100,000 names) about 50 s, the timeout is 5 s.
@@ -128,6 +127,7 @@ def test_the_stage_adds_code_and_imports_and_keeps_function():
     assert result.stats == {"functions_given_imports": 1}
 
 
+@pytest.mark.slow
 def test_the_stage_drops_a_timeout_with_its_reason():
     rows = [{"id": "slow", "function": SLOW}, {"id": "ok", "function": "def g(x):\n    return x\n"}]
     stage = ImportsStage(ImportsParams(timeout_s=5))  # margins as in the test above

@@ -131,6 +131,7 @@ def test_nested_returns_agrees_with_the_published_return_test(name):
         assert published == extractor.has_return_value(f["function"]), f["name"]
 
 
+@pytest.mark.slow
 def test_the_side_by_side_benchmark_runs_at_its_smallest_setting(tmp_path):
     """`bench_seeds_reference.py` end to end on a few dozen functions of the standard library:
     both sides run, and every difference falls in a named class."""

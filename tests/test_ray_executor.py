@@ -27,9 +27,12 @@ from tests.helpers import ROOT, TINY, export_rows, write_corpus
 from tests.ray_cluster import processes, ray_cluster, stop
 from tests.test_generation_stages import INSTRUCTIONS, manifest, publish_rows
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("ray") is None, reason="the ray extra is not installed"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("ray") is None, reason="the ray extra is not installed"
+    ),
+    pytest.mark.slow,  # a two-node cluster starts for each module
+]
 CURATION = ("extract", "filter", "imports", "typecheck", "decontaminate", "dedup")
 
 

@@ -31,29 +31,11 @@ from builder.sandbox import (
 )
 from builder.sandbox._process import InfraError, host_interpreter
 from builder.sandbox.base import GiB, MiB
-from tests.sandbox_battery import (  # noqa: F401 - the shared tests are collected from here
-    TIGHT,
-    Backend,
-    run_one,
-    test_asserts_are_on,
-    test_cannot_see_host_processes_or_kill_the_parent,
-    test_cannot_write_outside,
-    test_close_interrupts_running_programs,
-    test_default_limits_inside,
-    test_early_exit_never_passes,
-    test_environment_is_invisible,
-    test_forged_report_never_passes,
-    test_home_token_is_unreadable,
-    test_humaneval_correct_pass_and_wrong_fail,
-    test_multiprocessing_and_subprocess_work,
-    test_network_is_blocked,
-    test_resource_battery,
-    test_run_iter_gives_each_result_as_it_comes,
-    test_specific_limit_messages,
-    test_verdicts_and_input_order,
-    test_worker_cannot_be_tampered_with,
-    wait_for,
-)
+from tests.sandbox_battery import *  # noqa: F403 - the shared battery, collected here
+from tests.sandbox_battery import TIGHT, pooled_fixtures, run_one, wait_for
+
+# The docker battery: the local sandbox runs the same battery, quicker.
+pytestmark = pytest.mark.slow
 
 DOCKERD_START_TIMEOUT_S = 60.0
 DAEMON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # containerd, runc
@@ -148,28 +130,13 @@ def containers_gone(names: list[str]) -> None:
         assert containers_of(name) == [], name
 
 
-@pytest.fixture(scope="module")
-def backend():
-    return Backend(
-        make=lambda limits: docker_sandbox(limits, workers=1),
-        worker_ids=lambda sb: sb.container_names(),
-        assert_only_workers=only_workers_left,
-        running=lambda sb: any(len(processes_in(name)) > 1 for name in sb.container_names()),
-        assert_gone=containers_gone,
-    )
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with docker_sandbox(SandboxLimits(timeout_s=10)) as sb:
-        yield sb
-
-
-@pytest.fixture(scope="module")
-def tight():
-    """One container, so that the program after a misbehaving one runs in the very same one."""
-    with docker_sandbox(TIGHT, workers=1) as sb:
-        yield sb
+backend, sandbox, tight = pooled_fixtures(
+    docker_sandbox,
+    worker_ids=lambda sb: sb.container_names(),
+    assert_only_workers=only_workers_left,
+    running=lambda sb: any(len(processes_in(name)) > 1 for name in sb.container_names()),
+    assert_gone=containers_gone,
+)
 
 
 # ------------------------------------------------------------------- setup errors, one line

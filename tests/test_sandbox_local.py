@@ -25,31 +25,15 @@ import pytest
 from builder.sandbox import Program, SandboxError, SandboxLimits, _cgroups, _process, get_sandbox
 from builder.sandbox.base import MiB
 from builder.sandbox.local import LocalSandbox
-from tests.sandbox_battery import (  # noqa: F401 - the shared tests are collected from here
+from tests.sandbox_battery import *  # noqa: F403 - the shared battery, collected here
+from tests.sandbox_battery import (
     BATTERY,
     PROBE,
     TIGHT,
-    Backend,
     correct_and_wrong,
     humaneval,
+    pooled_fixtures,
     run_one,
-    test_asserts_are_on,
-    test_cannot_see_host_processes_or_kill_the_parent,
-    test_cannot_write_outside,
-    test_close_interrupts_running_programs,
-    test_default_limits_inside,
-    test_early_exit_never_passes,
-    test_environment_is_invisible,
-    test_forged_report_never_passes,
-    test_home_token_is_unreadable,
-    test_humaneval_correct_pass_and_wrong_fail,
-    test_multiprocessing_and_subprocess_work,
-    test_network_is_blocked,
-    test_resource_battery,
-    test_run_iter_gives_each_result_as_it_comes,
-    test_specific_limit_messages,
-    test_verdicts_and_input_order,
-    test_worker_cannot_be_tampered_with,
     wait_for,
 )
 
@@ -94,28 +78,13 @@ def pids_gone(pids: list[int]) -> None:
         assert not Path(f"/proc/{pid}").exists(), pid
 
 
-@pytest.fixture(scope="module")
-def backend():
-    return Backend(
-        make=lambda limits: local_sandbox(limits, workers=1),
-        worker_ids=LocalSandbox.worker_pids,
-        assert_only_workers=only_workers_left,
-        running=program_running,
-        assert_gone=pids_gone,
-    )
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with local_sandbox(SandboxLimits(timeout_s=10)) as sb:
-        yield sb
-
-
-@pytest.fixture(scope="module")
-def tight():
-    """One worker, so that the program after a misbehaving one runs in the very same sandbox."""
-    with local_sandbox(TIGHT, workers=1) as sb:
-        yield sb
+backend, sandbox, tight = pooled_fixtures(
+    local_sandbox,
+    worker_ids=LocalSandbox.worker_pids,
+    assert_only_workers=only_workers_left,
+    running=program_running,
+    assert_gone=pids_gone,
+)
 
 
 # ------------------------------------------------------------------------------- interface

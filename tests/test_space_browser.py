@@ -22,6 +22,8 @@ from tests import space_store
 from tests.fake_hub import free_port
 from tests.helpers import ROOT, TINY
 
+pytestmark = pytest.mark.slow  # a browser drives a running Space
+
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 # Flags that work in containers without a GPU or network.
 CHROMIUM_FLAGS = [

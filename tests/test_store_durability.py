@@ -154,7 +154,9 @@ def crash_in_publish(step, kill=False, steps=None):
         yield
 
 
-@pytest.mark.parametrize("kill", [False, True], ids=["exception", "kill"])
+@pytest.mark.parametrize(
+    "kill", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["exception", "kill"]
+)
 def test_a_crash_at_any_step_of_a_stage_publish_then_the_rerun_publishes_once(tmp_path, kill, monkeypatch):
     from builder.pipeline import step_runner
 

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from tests.helpers import run_cli
 
 
@@ -18,6 +20,7 @@ def test_tiny_model_loads_and_generates(tiny_model):
     assert out.shape[1] == inputs["input_ids"].shape[1] + 5
 
 
+@pytest.mark.slow
 def test_tiny_model_cli_writes_a_loadable_folder(tmp_path):
     assert run_cli("tiny-model", tmp_path / "m") == 0
     config = json.loads((tmp_path / "m" / "config.json").read_text())

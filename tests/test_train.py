@@ -362,6 +362,7 @@ def _ends_as_uninterrupted(store, repo, whole_store, whole_repo, step: int, sour
         assert (tensor - weights[1][name]).abs().max() < 1e-4, name
 
 
+@pytest.mark.slow
 def test_kill_9_then_the_same_command_resumes_as_if_never_stopped(tiny_sc2, tmp_path, caplog):
     data = str(write_jsonl(tmp_path / "pairs.jsonl", pairs()))
     whole_uri, whole_repo = f"local:{tmp_path / 'whole' / 'store'}", "tester/whole-train"

@@ -19,13 +19,10 @@ from builder.stages.seeds.pyright_setup import (
 )
 from builder.stages.seeds.typecheck import TypecheckParams, TypecheckStage, code_key
 from builder.store import open_store
-from tests.helpers import TINY, export_rows
+from tests.helpers import TINY, dedent, export_rows
 from tests.helpers import run_cli as run_builder
 
-
-def code(source: str) -> str:
-    return textwrap.dedent(source).lstrip()
-
+code = dedent  # a function's source as the stage reads it
 
 FUNCTIONS = {
     "clean": code('''
@@ -123,6 +120,7 @@ def test_any_error_drops_a_function_with_its_rules_and_warnings_do_not(check):
     assert result.stats == {f"functions_with_{rule}": 1 for rule in RULES.values()}
 
 
+@pytest.mark.slow
 def test_verdicts_do_not_depend_on_the_batch_or_on_the_other_functions(check):
     """Same functions, alone, in one chunk, in shuffled chunks of 3 with duplicates: same
     verdicts and the same error texts, and the same as the published command-line run."""
@@ -166,6 +164,7 @@ DIVIDES = code('''
     ''')
 
 
+@pytest.mark.slow
 def test_a_function_is_checked_as_if_alone_where_pyright_depends_on_order(check, tmp_path):
     """In one Pyright program, what was inferred for earlier files can change a later file's
     errors: `divide` has errors alone and none after `solve` (Pyright 1.1.414, sympy 1.14). The

@@ -23,6 +23,7 @@ import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from builder.errors import BuilderError
 from builder.evaluation.evalplus_data import read_jsonl_bytes
@@ -160,9 +161,7 @@ def grade_ds1000(
 class DS1000Result(GroupedScores):
     data: DS1000Data
     verdicts: list[DS1000Verdict]
-    settings: dict = field(default_factory=dict)
-    extras: list[dict] | None = None
-    benchmark: str = "ds-1000"
+    benchmark: ClassVar[str] = "ds-1000"
 
     def group_of(self, task_id: str) -> str | None:
         return self.data.problems[task_id]["metadata"].get("library")

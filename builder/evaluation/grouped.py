@@ -4,13 +4,23 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from builder.evaluation.passk import pass_at_k
 
 
+@dataclass
 class GroupedScores:
-    """A mixin for a result with `data` (`.version`, `.md5`, `.problems`), `verdicts` (each with
-    `task_id` and `passed`) and `benchmark`; subclasses say which group a task belongs to."""
+    """A result with `data` (`.version`, `.md5`, `.problems`), `verdicts` (each with `task_id`
+    and `passed`), the grading settings and the generation's extras per sample; subclasses
+    name their `benchmark` and say which group a task belongs to."""
+
+    data: Any
+    verdicts: list
+    settings: dict = field(default_factory=dict)
+    extras: list[dict] | None = None
+    benchmark: ClassVar[str] = ""
 
     def group_of(self, task_id: str) -> str | None:
         raise NotImplementedError

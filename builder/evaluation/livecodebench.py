@@ -20,6 +20,7 @@ import pickle
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from builder.errors import BuilderError
 from builder.evaluation.evalplus_data import read_jsonl_bytes
@@ -218,9 +219,7 @@ def _report(stdout: str, marker: str, tests: int) -> list:
 class LCBResult(GroupedScores):
     data: LCBData
     verdicts: list[LCBVerdict]
-    settings: dict = field(default_factory=dict)
-    extras: list[dict] | None = None
-    benchmark: str = "livecodebench"
+    benchmark: ClassVar[str] = "livecodebench"
 
     def group_of(self, task_id: str) -> str | None:
         return self.data.problems[task_id].get("difficulty")

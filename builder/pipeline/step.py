@@ -73,7 +73,7 @@ class StepContext:
 
 
 class InputOpener(Protocol):
-    """How a step opens its input, pinned (the runner's `step_inputs.Inputs`)."""
+    """How a step opens its input, pinned (`input_opener.Inputs`)."""
 
     def previous_stage(self) -> StoreInput: ...
 
@@ -164,8 +164,8 @@ class Step:
         return None
 
     def open_input(self, inputs: InputOpener) -> InputSource | None:
-        """The step's input, pinned. `inputs` (step_inputs.Inputs) opens the recipe's stages and
-        store repositories; the default reads the previous stage (or the `input` key)."""
+        """The step's input, pinned. `inputs` (`input_opener.Inputs`) opens the recipe's stages
+        and store repositories; the default reads the previous stage (or the `input` key)."""
         return inputs.previous_stage()
 
     def fingerprint_extra(self) -> dict[str, Any]:

@@ -33,9 +33,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from builder.rl.scoring import read_score, scoring_program
-from builder.sandbox import Program, SandboxLimits, get_sandbox
+from builder.sandbox import SandboxLimits, get_sandbox
 from builder.sandbox.response_code import program_from_response
-from builder.sandbox.verdict_cache import VerdictCache, program_key, verdict_record
+from builder.sandbox.verdict_cache import VerdictCache, program_key, run_and_cache
 
 log = logging.getLogger(__name__)
 MEMORY = 100_000  # verdicts kept in memory (the SQLite cache, if any, keeps them all)
@@ -111,14 +111,8 @@ class PassedTestsReward:
         if self._cache is not None and wanted:
             self._remember(self._cache.get_many(wanted))
         missing = {k: p for k, p in zip(keys, programs) if k and k not in self._memory}
-        items = list(missing.items())
-        for start in range(0, len(items), self.batch_size):
-            fresh = {}
-            batch = [Program(id=k, code=code) for k, code in items[start : start + self.batch_size]]
-            for result in sandbox.run_iter(batch):  # the score is on stdout's last line
-                fresh[result.id] = verdict_record(result, stdout_tail=True)
-            if self._cache is not None:
-                self._cache.put_many(fresh)
+        # The score is on stdout's last line: its tail is kept.
+        for fresh in run_and_cache(sandbox, self._cache, missing, self.batch_size, True):
             broken = [v["error"] for v in fresh.values() if v["status"] == "infra_error"]
             if broken:
                 log.warning("the %s sandbox failed on %d programs (%s): no reward for them",

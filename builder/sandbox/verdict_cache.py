@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+
+from builder.sandbox.base import Program
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS verdicts (
@@ -38,6 +41,27 @@ def verdict_record(result, stdout_tail: bool = False) -> dict:
         "stdout": stdout,
         "stderr": result.stderr[-_KEPT_OUTPUT:],
     }
+
+
+def run_and_cache(
+    sandbox, cache: VerdictCache | None, missing: dict[str, str], batch_size: int,
+    stdout_tail: bool = False,
+) -> Iterator[dict[str, dict]]:
+    """Run `missing` (key -> program text) in batches of `batch_size`; each batch's verdicts
+    are cached (even when interrupted: what finished is kept, a rerun starts from there; never
+    an `infra_error`) and then given, key -> verdict record. The caller decides what a failure
+    of the sandbox itself means."""
+    items = list(missing.items())
+    for start in range(0, len(items), batch_size):
+        batch = [Program(id=key, code=code) for key, code in items[start : start + batch_size]]
+        fresh: dict[str, dict] = {}
+        try:
+            for result in sandbox.run_iter(batch):
+                fresh[result.id] = verdict_record(result, stdout_tail)
+        finally:
+            if cache is not None:
+                cache.put_many(fresh)
+        yield fresh
 
 
 def program_key(code: str, settings_fingerprint: str) -> str:

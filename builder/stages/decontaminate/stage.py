@@ -57,7 +57,6 @@ class DecontaminateStage(RowStage):
     name = "decontaminate"
     params_class = DecontaminateParams
     reads = ("function",)
-    version = 1
     chunk_size = 5000
     description = "Functions that contain no benchmark prompt, docstring or canonical solution."
 

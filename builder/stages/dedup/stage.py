@@ -65,7 +65,6 @@ class DedupStage(RowStage):
     params_class = DedupParams
     reads = ("id", "function")
     adds = ("cluster_id",)
-    version = 1
     chunk_size = 2000
     description = "Near-duplicate functions removed (MinHash + LSH), one kept per cluster."
 

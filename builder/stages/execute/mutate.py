@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from builder.config.fields import bounded, runtime_only
+from builder.config.fields import added_later, bounded, runtime_only
 from builder.pipeline.rows import ChunkResult, Row
 from builder.pipeline.step import StepParams
 from builder.sandbox.response_code import program_from_response
@@ -49,6 +49,9 @@ class MutateParams(StepParams):
     memory_mb: int = bounded(4096, ge=1)
     batch_size: int = runtime_only(16, ge=1)  # programs per sandbox call (committed together)
     workers: int = runtime_only(0, ge=0)  # sandbox workers; 0: every core
+    # The column `execute` grouped a task's samples by (its `task_column`), for the pass-rate
+    # figure this step repeats.
+    task_column: str = added_later("instruction_id")
 
 
 @dataclass
@@ -131,7 +134,7 @@ class MutateStage(SandboxStage):
         for row in rows:
             self._figures.add(row)
             if row.get("task_pass_rate") is not None:  # execute's, per task: shown here too
-                task = row.get("instruction_id")  # execute's default task column
+                task = row.get(self.params.task_column)
                 self._rates[("row", len(self._rates)) if task is None else task] = row[
                     "task_pass_rate"]  # fmt: skip
 

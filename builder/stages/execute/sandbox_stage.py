@@ -21,8 +21,8 @@ from builder.errors import StageError
 from builder.pipeline.resources import Resources
 from builder.pipeline.rows import RowStage
 from builder.registry import SANDBOXES
-from builder.sandbox import Program, SandboxLimits, get_sandbox
-from builder.sandbox.verdict_cache import VerdictCache, program_key, verdict_record
+from builder.sandbox import SandboxLimits, get_sandbox
+from builder.sandbox.verdict_cache import VerdictCache, program_key, run_and_cache
 
 
 class SandboxStage(RowStage):
@@ -91,15 +91,7 @@ class SandboxStage(RowStage):
         return [{**found[k], "key": k} if k else None for k in keys]
 
     def _run(self, sandbox, cache, missing: dict[str, str], verdicts: dict[str, dict]) -> None:
-        items = list(missing.items())
-        for start in range(0, len(items), self.params.batch_size):
-            batch = items[start : start + self.params.batch_size]
-            fresh: dict[str, dict] = {}
-            try:
-                for result in sandbox.run_iter([Program(id=key, code=code) for key, code in batch]):
-                    fresh[result.id] = verdict_record(result)
-            finally:  # interrupted (Ctrl-C): what finished is kept, the rerun starts from there
-                cache.put_many(fresh)
+        for fresh in run_and_cache(sandbox, cache, missing, self.params.batch_size):
             broken = [k for k, v in fresh.items() if v["status"] == "infra_error"]
             if broken:
                 raise StageError(
