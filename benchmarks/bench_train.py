@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1, help="per device")
     parser.add_argument("--accumulation", type=int, default=4, help="micro-batches per step")
     parser.add_argument("--steps", type=int, default=6, help="timed optimizer steps")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed optimizer steps first (>= 1)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (>= 1)")
     parser.add_argument("--peak-tflops", type=float, help="device peak, for MFU (H100/H200: 989)")
     parser.add_argument("--no-gradient-checkpointing", action="store_true")
     parser.add_argument(

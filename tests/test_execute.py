@@ -313,7 +313,8 @@ def test_a_recipes_sandbox_options_reach_the_backend_which_checks_them(store_uri
     library.mkdir()
     (library / "house_rules.py").write_text("LIMIT = 7\n")
     code = "from house_rules import LIMIT\n\ndef cap(x):\n    return min(x, LIMIT)"
-    rows = [{"instruction_id": "i1", "sample_index": 0, "response": response(code, "assert cap(9) == 7")}]
+    sample = response(code, "assert cap(9) == 7")
+    rows = [{"instruction_id": "i1", "sample_index": 0, "response": sample}]
     publish_responses(store_uri, "tester/ex-responses", rows, tmp_path)
     assert run_cli("run", TINY, "--only", "execute", *settings(store_uri, tmp_path)) == 0
     (plain,) = export_rows(store_uri, "tester/ex-execute", tmp_path)

@@ -68,7 +68,8 @@ def test_a_fingerprint_does_not_drift_between_versions():
     extra_reordered = {"a": {"b": None, "y": 2.5}, "z": 1}
     step.fingerprint_extra = lambda: extra_reordered  # the same settings, built in another order
     assert step_runner._fingerprint(step, PinnedSource()) == "e676ab8668e58b2f"
-    assert step_runner._fingerprint(FixedStep(FixedParams(size=4)), PinnedSource()) != "e676ab8668e58b2f"
+    other = step_runner._fingerprint(FixedStep(FixedParams(size=4)), PinnedSource())
+    assert other != "e676ab8668e58b2f"
 
 
 def test_chunks_cut_differently_are_never_mixed(tmp_path, monkeypatch):
@@ -110,7 +111,8 @@ def test_a_checkpoint_left_behind_after_publishing_is_removed_by_the_next_run(
     tmp_path, monkeypatch
 ):
     args = args_for(tmp_path)
-    monkeypatch.setattr(step_runner.Checkpoint, "remove", lambda self: None)  # died after publishing
+    # died after publishing
+    monkeypatch.setattr(step_runner.Checkpoint, "remove", lambda self: None)
     assert run_cli("run", TINY, "--only", "extract", *args) == 0
     monkeypatch.undo()
     assert list((tmp_path / "work").glob("*/*/chunks"))

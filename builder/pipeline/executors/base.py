@@ -1,13 +1,13 @@
 """The executor interface: where a row stage's chunks run.
 
-The driver (`rows.process_chunks`) cuts the input into chunk descriptors (`ChunkTask`: which input rows,
-and light references to them such as file paths; never the rows themselves) and hands them to
-an executor with a `RowJob`: the stage, its pinned input, and the checkpoint folder. A `Worker`
-wherever the executor runs it loads each chunk's rows from the input, processes them and writes
-the results and the chunk's completion marker into the checkpoint folder (atomically, marker
-last; see `checkpoint.py`). The driver learns that a chunk is done from the executor and reads
-its results back from that folder, so a worker needs nothing from the driver but the job and
-its descriptors: a path every node can reach is all they share.
+The driver (`rows.process_chunks`) cuts the input into chunk descriptors (`ChunkTask`: which
+input rows, and light references to them such as file paths; never the rows themselves) and
+hands them to an executor with a `RowJob`: the stage, its pinned input, and the checkpoint
+folder. A `Worker` wherever the executor runs it loads each chunk's rows from the input,
+processes them and writes the results and the chunk's completion marker into the checkpoint
+folder (atomically, marker last; see `checkpoint.py`). The driver learns that a chunk is done
+from the executor and reads its results back from that folder, so a worker needs nothing from
+the driver but the job and its descriptors: a path every node can reach is all they share.
 
 A worker owns the heavy resources of its stage (an engine, a Pyright server, a sandbox pool)
 for its lifetime, in its `WorkerResources`, and closes them when it ends. Executors are a
