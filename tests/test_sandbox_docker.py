@@ -236,13 +236,16 @@ for path in ("/usr/x", "/etc/x", "/opt/harness/x"):
 def test_memory_limit_bounds_the_sum_of_processes():
     """Each process stays under RLIMIT_AS, together they exceed the container: one is killed."""
     limits = SandboxLimits(timeout_s=10, memory_bytes=1 * GiB, tmpfs_bytes=16 * MiB)
+    # Each child holds its block a while: under load, a child that exited before the next one
+    # allocated would keep the sum under the limit, and the program would pass.
     code = """
-import os
+import os, time
 pids = []
 for _ in range(3):
     pid = os.fork()
     if pid == 0:
         block = bytearray(600 << 20)  # touched: resident
+        time.sleep(2)
         os._exit(0)
     pids.append(pid)
 statuses = [os.waitpid(pid, 0)[1] for pid in pids]
