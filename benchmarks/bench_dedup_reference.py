@@ -16,6 +16,7 @@ difference is made of.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import subprocess
 import sys
@@ -84,6 +85,9 @@ def main() -> None:
     parser.add_argument("--source", default="stdlib", help="stdlib or all (python_corpus)")
     parser.add_argument("--limit", type=int, default=5000)
     args = parser.parse_args()
+    if importlib.util.find_spec("text_dedup") is None:
+        raise SystemExit("needs text-dedup itself: pip install --no-deps text-dedup==0.4.0 "
+                         "click-option-group")  # fmt: skip
     logging.basicConfig(level=logging.WARNING)
     rows = corpus(args.source, args.limit)
     print(f"corpus: {len(rows):,} distinct documented functions ({args.source})")
