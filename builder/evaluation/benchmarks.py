@@ -140,11 +140,10 @@ BENCHMARKS: dict[str, Benchmark] = {
     "ds-1000": DS1000(),
     "livecodebench": LiveCodeBench(),
 }
-KNOWN = tuple(BENCHMARKS)
 
 
 def benchmark_name(name: str) -> str:
     name = ALIASES.get(name.strip().lower(), name.strip().lower())
     if name not in BENCHMARKS:
-        raise BuilderError(f"unknown benchmark '{name}' (known: {', '.join(KNOWN)})")
+        raise BuilderError(f"unknown benchmark '{name}' (known: {', '.join(BENCHMARKS)})")
     return name

@@ -44,7 +44,7 @@ def grade_any(data, samples: list[Sample], setup: GradingSetup, extras=None):
 def grade_samples_file(path: str, benchmark: str, data_file: str | None, setup: GradingSetup,
                        selection: Selection = Selection()):  # fmt: skip
 
-    data = load_benchmark(benchmark_name(benchmark), data_file, selection)
+    data = load_benchmark(benchmark, data_file, selection)
     return grade_any(data, read_samples(path, data), setup)
 
 
@@ -68,7 +68,7 @@ def evaluate_model(
         raise BuilderError("--data-file goes with a single benchmark")
     results = []
     for name in benchmarks:
-        data = load_benchmark(benchmark_name(name), data_file, selection)
+        data = load_benchmark(name, data_file, selection)
         task_ids = list(data.problems)[:limit] if limit else list(data.problems)
         samples, extras = generate_samples(
             model, revision, data, task_ids, gen, setup.cache_dir, engine, resources

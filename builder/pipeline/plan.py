@@ -110,11 +110,11 @@ def _estimate(recipe: Recipe, name: str, store, before: Estimate | None) -> tupl
     try:
         plan = plan_step(recipe, name, store)
         step, extra = plan.step, plan.step.fingerprint_extra() or {}
-        manifest, revision = plan.manifest, plan.head or ""
+        manifest, revision, repo = plan.manifest, plan.head or "", plan.repo
         counted = plan.source.num_rows if plan.source is not None else None
         current, why = plan.current, _why(plan, extra)
     except BuilderError as err:  # its input is not published yet (or cannot be read)
-        manifest, revision = _latest(recipe, name, store, STEPS.load(name).kind)
+        manifest, revision, repo = _latest(recipe, name, store, STEPS.load(name).kind)
         counted, current, why = None, False, f"its input is not published yet ({err})"[:200]
     if before is not None and not before.current:  # its input will be a new revision
         change = f"its input will change ({before.step} runs first)"
@@ -139,7 +139,7 @@ def _estimate(recipe: Recipe, name: str, store, before: Estimate | None) -> tupl
     facts = dict(manifest.get("measured") or measured(manifest))
     facts.update(_rows_out=manifest.get("rows_out"), _step=step)
     facts["_mismatch"] = _mismatch(recipe, facts, extra)
-    e.measured_from = f"{repo_for(recipe, name, store)}@{revision[:12]}"
+    e.measured_from = f"{repo}@{revision[:12]}"
     _yields(e, facts, params)
     if name == "train":
         e.commits = 1 + len(manifest.get("checkpoints") or [])
@@ -258,17 +258,19 @@ def _why(plan, extra: dict) -> str:
 
 
 def _latest(recipe: Recipe, name: str, store, kind: str):
-    """The head manifest of the step's repository (current or not) and its revision."""
+    """The head manifest of the step's repository (current or not), its revision and the
+    repository."""
+    repo = ""
     try:
         repos = open_store(store.uri, KINDS[kind])
         repo = repo_for(recipe, name, store)
         if not repos.repo_exists(repo):
-            return None, ""
+            return None, "", repo
         head = repos.resolve(repo)
-        return read_manifest(repos, repo, head), head
+        return read_manifest(repos, repo, head), head, repo
     except BuilderError as err:
         log.debug("%s: no earlier figures: %s", name, err)
-        return None, ""
+        return None, "", repo
 
 
 def _plain(value):

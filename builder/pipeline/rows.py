@@ -40,6 +40,7 @@ from builder.pipeline.step import Step, StepRun
 
 log = logging.getLogger(__name__)
 
+
 class RowStage(Step):
     adds: ClassVar[tuple[str, ...]] = ()
     # Input rows per checkpointed chunk: the most work a crash can lose.

@@ -30,8 +30,9 @@ class SandboxStage(RowStage):
 
     def fingerprint_extra(self) -> dict[str, Any]:
         # What can change a verdict, known without starting a worker pool: the backend, its
-        # limits, the harness's version and the interpreter the programs run on. (A backend's
-        # other settings, e.g. a docker image recipe, are in each verdict's cache key.)
+        # limits and the recipe's options for it, the harness's version and the interpreter the
+        # programs run on. (What a backend decides itself, e.g. a docker image recipe, is in
+        # each verdict's cache key.)
         import platform
 
         return {
